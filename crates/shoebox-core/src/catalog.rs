@@ -1,0 +1,622 @@
+//! The SQLite catalog: roots, photos, models, embeddings and failures — the library's source of truth.
+//!
+//! Architecture Invariant: every write that changes what search can return happens inside one SQLite
+//! transaction, so a crash or kill at any moment leaves a consistent catalog (WAL mode).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite_migration::{Migrations, M};
+
+use crate::error::{Error, Result};
+
+const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/0001_initial.sql")];
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+}
+
+/// Raw bytes of a path as stored in the catalog (file names need not be UTF-8).
+#[cfg(unix)]
+pub(crate) fn path_to_bytes(p: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes().to_vec()
+}
+#[cfg(not(unix))]
+pub(crate) fn path_to_bytes(p: &Path) -> Vec<u8> {
+    p.to_string_lossy().into_owned().into_bytes()
+}
+
+/// Inverse of [`path_to_bytes`].
+#[cfg(unix)]
+pub(crate) fn bytes_to_path(b: Vec<u8>) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(b))
+}
+#[cfg(not(unix))]
+pub(crate) fn bytes_to_path(b: Vec<u8>) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(&b).into_owned())
+}
+
+/// A library folder.
+#[derive(Debug, Clone)]
+pub struct Root {
+    pub id: i64,
+    pub path: PathBuf,
+}
+
+/// What a scan needs to know about a photo already in the catalog.
+#[derive(Debug, Clone)]
+pub struct KnownFile {
+    pub id: i64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub hash: Option<Vec<u8>>,
+}
+
+/// A file found on disk by a scan.
+#[derive(Debug, Clone)]
+pub struct FoundFile {
+    pub root_id: i64,
+    pub rel_path: PathBuf,
+    pub ext: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// The changes one scan found, applied by [`Catalog::apply_scan`] in one transaction.
+#[derive(Debug, Default)]
+pub struct ScanChanges {
+    /// Roots that were walked (their scan issues are replaced by `issues`).
+    pub roots: Vec<i64>,
+    pub added: Vec<FoundFile>,
+    /// Known photos whose size or mtime changed: re-read and re-embed.
+    pub changed: Vec<(i64, FoundFile)>,
+    /// Known photos found at a new path with the same content: keep id, embeddings and metadata.
+    pub moved: Vec<(i64, FoundFile)>,
+    pub removed: Vec<i64>,
+    /// (root, relative path, reason) for things met during the walk that could not be read.
+    pub issues: Vec<(i64, PathBuf, String)>,
+}
+
+/// A photo waiting for the pipeline.
+#[derive(Debug, Clone)]
+pub struct WorkItem {
+    pub id: i64,
+    pub path: PathBuf,
+}
+
+/// Metadata read from a file by the pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct PhotoMeta {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub hash: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub orientation: Option<u16>,
+    pub taken_at: Option<String>,
+    pub camera_make: Option<String>,
+    pub camera_model: Option<String>,
+}
+
+/// What the pipeline learned about one photo.
+#[derive(Debug)]
+pub enum Outcome {
+    Embedded {
+        id: i64,
+        meta: PhotoMeta,
+        vector: Vec<f32>,
+    },
+    Failed {
+        id: i64,
+        reason: String,
+        size: Option<u64>,
+        mtime_ns: Option<i64>,
+    },
+}
+
+/// A photo as search results and filters see it.
+#[derive(Debug, Clone)]
+pub struct PhotoInfo {
+    pub id: i64,
+    pub path: PathBuf,
+    pub ext: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub taken_at: Option<String>,
+    pub mtime_ns: i64,
+    pub camera_make: Option<String>,
+    pub camera_model: Option<String>,
+}
+
+/// Per-folder photo counts for `status`.
+#[derive(Debug, Clone)]
+pub struct RootCounts {
+    pub path: PathBuf,
+    pub photos: u64,
+}
+
+/// Library-wide counts for one model.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    pub total: u64,
+    pub indexed: u64,
+    pub failed: u64,
+}
+
+/// The catalog: one SQLite connection.
+pub struct Catalog {
+    conn: Connection,
+}
+
+impl Catalog {
+    /// Open (creating if needed) the catalog at `path`, apply migrations, refuse a newer schema.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let known = MIGRATIONS.len() as i64;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > known {
+            return Err(Error::SchemaTooNew(format!(
+                "the catalog {} has schema version {version}, newer than the {known} this Shoebox knows; \
+                 it was written by a newer Shoebox: upgrade Shoebox (the catalog was not changed)",
+                path.display()
+            )));
+        }
+        migrations()
+            .to_latest(&mut conn)
+            .map_err(|e| Error::Migration(e.to_string()))?;
+        Ok(Catalog { conn })
+    }
+
+    /// The schema version this build writes.
+    pub fn schema_version() -> usize {
+        MIGRATIONS.len()
+    }
+
+    /// Direct access for checks (integrity_check, tests).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Catalog generation: changes whenever the set of embeddings changes.
+    pub fn generation(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    // ---- roots ----
+
+    pub fn roots(&self) -> Result<Vec<Root>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, path FROM roots ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            Ok(Root {
+                id: r.get(0)?,
+                path: bytes_to_path(r.get(1)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Add a root; returns its id and whether it was new.
+    pub fn add_root(&self, path: &Path) -> Result<(i64, bool)> {
+        let bytes = path_to_bytes(path);
+        if let Some(id) = self
+            .conn
+            .query_row("SELECT id FROM roots WHERE path = ?1", [&bytes], |r| {
+                r.get(0)
+            })
+            .optional()?
+        {
+            return Ok((id, false));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.conn.execute(
+            "INSERT INTO roots (path, added_at) VALUES (?1, ?2)",
+            params![bytes, now],
+        )?;
+        Ok((self.conn.last_insert_rowid(), true))
+    }
+
+    /// Remove a root and everything under it. Returns false when it was not a root.
+    pub fn remove_root(&self, path: &Path) -> Result<bool> {
+        let n = self
+            .conn
+            .execute("DELETE FROM roots WHERE path = ?1", [path_to_bytes(path)])?;
+        Ok(n > 0)
+    }
+
+    // ---- scan ----
+
+    /// Every photo under a root, keyed by relative path.
+    pub fn known_files(&self, root_id: i64) -> Result<HashMap<PathBuf, KnownFile>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, rel_path, size, mtime_ns, hash FROM photos WHERE root_id = ?1")?;
+        let rows = st.query_map([root_id], |r| {
+            Ok((
+                bytes_to_path(r.get(1)?),
+                KnownFile {
+                    id: r.get(0)?,
+                    size: r.get::<_, i64>(2)? as u64,
+                    mtime_ns: r.get(3)?,
+                    hash: r.get(4)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Apply a scan's findings atomically.
+    pub fn apply_scan(&mut self, c: &ScanChanges) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut del_issues = tx.prepare("DELETE FROM scan_issues WHERE root_id = ?1")?;
+            for r in &c.roots {
+                del_issues.execute([r])?;
+            }
+            let mut ins_issue = tx.prepare(
+                "INSERT OR REPLACE INTO scan_issues (root_id, rel_path, reason) VALUES (?1, ?2, ?3)",
+            )?;
+            for (root, rel, reason) in &c.issues {
+                ins_issue.execute(params![root, path_to_bytes(rel), reason])?;
+            }
+            let mut del = tx.prepare("DELETE FROM photos WHERE id = ?1")?;
+            for id in &c.removed {
+                del.execute([id])?;
+            }
+            // Moves first: a moved file may take the path of a removed one.
+            let mut mv = tx.prepare(
+                "UPDATE photos SET root_id = ?2, rel_path = ?3, ext = ?4, mtime_ns = ?5 WHERE id = ?1",
+            )?;
+            for (id, f) in &c.moved {
+                mv.execute(params![
+                    id,
+                    f.root_id,
+                    path_to_bytes(&f.rel_path),
+                    f.ext,
+                    f.mtime_ns
+                ])?;
+            }
+            let mut ch = tx.prepare(
+                "UPDATE photos SET size = ?2, mtime_ns = ?3, hash = NULL, status = 'pending', failure = NULL \
+                 WHERE id = ?1",
+            )?;
+            let mut drop_emb = tx.prepare("DELETE FROM embeddings WHERE photo_id = ?1")?;
+            for (id, f) in &c.changed {
+                ch.execute(params![id, f.size as i64, f.mtime_ns])?;
+                drop_emb.execute([id])?;
+            }
+            let mut ins = tx.prepare(
+                "INSERT INTO photos (root_id, rel_path, ext, size, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for f in &c.added {
+                ins.execute(params![
+                    f.root_id,
+                    path_to_bytes(&f.rel_path),
+                    f.ext,
+                    f.size as i64,
+                    f.mtime_ns
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---- models ----
+
+    /// Id of a model, registering it on first use. Refuses a dimension that disagrees with the record.
+    pub fn model_id(&self, name: &str, kind: &str, dim: usize) -> Result<i64> {
+        if let Some((id, d)) = self.find_model(name)? {
+            if d != dim {
+                return Err(Error::Model(format!(
+                    "model {name} produced {dim}-d vectors but the catalog holds {d}-d vectors for it"
+                )));
+            }
+            return Ok(id);
+        }
+        self.conn.execute(
+            "INSERT INTO models (name, kind, dim) VALUES (?1, ?2, ?3)",
+            params![name, kind, dim as i64],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// (id, dim) of a registered model.
+    pub fn find_model(&self, name: &str) -> Result<Option<(i64, usize)>> {
+        Ok(self
+            .conn
+            .query_row("SELECT id, dim FROM models WHERE name = ?1", [name], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as usize))
+            })
+            .optional()?)
+    }
+
+    /// Every registered model with its embedding count: (name, kind, dim, count).
+    pub fn models(&self) -> Result<Vec<(String, String, usize, u64)>> {
+        let mut st = self.conn.prepare(
+            "SELECT m.name, m.kind, m.dim, (SELECT COUNT(*) FROM embeddings e WHERE e.model_id = m.id) \
+             FROM models m ORDER BY m.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get::<_, i64>(2)? as usize,
+                r.get::<_, i64>(3)? as u64,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ---- pipeline ----
+
+    /// Photos that still need work for `model_id`: never read, changed, or lacking its embedding.
+    /// Failed photos wait until the file changes.
+    pub fn pending_work(&self, model_id: Option<i64>) -> Result<Vec<WorkItem>> {
+        let mut st = self.conn.prepare(
+            "SELECT p.id, r.path, p.rel_path FROM photos p JOIN roots r ON r.id = p.root_id \
+             WHERE p.status != 'failed' AND NOT EXISTS \
+               (SELECT 1 FROM embeddings e WHERE e.photo_id = p.id AND e.model_id = ?1) \
+             ORDER BY p.id",
+        )?;
+        let rows = st.query_map([model_id.unwrap_or(-1)], |r| {
+            let root = bytes_to_path(r.get(1)?);
+            let rel = bytes_to_path(r.get(2)?);
+            Ok(WorkItem {
+                id: r.get(0)?,
+                path: root.join(rel),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Record a batch of pipeline outcomes in one transaction. Photos deleted meanwhile are skipped.
+    pub fn record(&mut self, model_id: i64, outcomes: &[Outcome]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        record_in(&tx, model_id, outcomes)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---- index ----
+
+    /// Ids of photos that have an embedding for the model, ascending.
+    pub fn embedding_ids(&self, model_id: i64) -> Result<Vec<i64>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT photo_id FROM embeddings WHERE model_id = ?1 ORDER BY photo_id")?;
+        let rows = st.query_map([model_id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Call `f` for every (photo id, vector) of the model written after embedding row `since`
+    /// (0: all), in write order.
+    pub fn for_each_embedding_since(
+        &self,
+        model_id: i64,
+        since: i64,
+        mut f: impl FnMut(i64, Vec<f32>) -> Result<()>,
+    ) -> Result<()> {
+        let mut st = self.conn.prepare(
+            "SELECT photo_id, vector FROM embeddings WHERE model_id = ?1 AND id > ?2 ORDER BY id",
+        )?;
+        let mut rows = st.query([model_id, since])?;
+        while let Some(r) = rows.next()? {
+            let blob: Vec<u8> = r.get(1)?;
+            f(r.get(0)?, blob_to_vec(&blob))?;
+        }
+        Ok(())
+    }
+
+    /// The newest embedding row id (0 when there are none): with AUTOINCREMENT it only grows.
+    pub fn last_embedding_row(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM embeddings", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// The vector of one photo for a model.
+    pub fn embedding(&self, model_id: i64, photo_id: i64) -> Result<Option<Vec<f32>>> {
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT vector FROM embeddings WHERE model_id = ?1 AND photo_id = ?2",
+                [model_id, photo_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(blob.map(|b| blob_to_vec(&b)))
+    }
+
+    /// The indexed photo at an absolute path, if any (used to reuse stored embeddings).
+    pub fn photo_id_at(&self, path: &Path) -> Result<Option<i64>> {
+        for root in self.roots()? {
+            if let Ok(rel) = path.strip_prefix(&root.path) {
+                return Ok(self
+                    .conn
+                    .query_row(
+                        "SELECT id FROM photos WHERE root_id = ?1 AND rel_path = ?2",
+                        params![root.id, path_to_bytes(rel)],
+                        |r| r.get(0),
+                    )
+                    .optional()?);
+            }
+        }
+        Ok(None)
+    }
+
+    // ---- search ----
+
+    const INFO_SELECT: &'static str = "SELECT p.id, r.path, p.rel_path, p.ext, p.width, p.height, \
+        p.taken_at, p.mtime_ns, p.camera_make, p.camera_model FROM photos p JOIN roots r ON r.id = p.root_id";
+
+    fn info_row(r: &rusqlite::Row) -> rusqlite::Result<PhotoInfo> {
+        let root = bytes_to_path(r.get(1)?);
+        Ok(PhotoInfo {
+            id: r.get(0)?,
+            path: root.join(bytes_to_path(r.get(2)?)),
+            ext: r.get(3)?,
+            width: r.get(4)?,
+            height: r.get(5)?,
+            taken_at: r.get(6)?,
+            mtime_ns: r.get(7)?,
+            camera_make: r.get(8)?,
+            camera_model: r.get(9)?,
+        })
+    }
+
+    /// Rows for the given photo ids (missing ids — deleted photos — are left out).
+    pub fn photo_infos(&self, ids: &[i64]) -> Result<HashMap<i64, PhotoInfo>> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("{} WHERE p.id = ?1", Self::INFO_SELECT))?;
+        let mut out = HashMap::with_capacity(ids.len());
+        for id in ids {
+            if let Some(info) = st.query_row([id], Self::info_row).optional()? {
+                out.insert(*id, info);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every photo with an embedding for the model (for filtered search).
+    pub fn embedded_infos(&self, model_id: i64) -> Result<Vec<PhotoInfo>> {
+        let mut st = self.conn.prepare(&format!(
+            "{} JOIN embeddings e ON e.photo_id = p.id AND e.model_id = ?1",
+            Self::INFO_SELECT
+        ))?;
+        let rows = st.query_map([model_id], Self::info_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ---- status ----
+
+    pub fn root_counts(&self) -> Result<Vec<RootCounts>> {
+        let mut st = self.conn.prepare(
+            "SELECT r.path, (SELECT COUNT(*) FROM photos p WHERE p.root_id = r.id) FROM roots r ORDER BY r.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(RootCounts {
+                path: bytes_to_path(r.get(0)?),
+                photos: r.get::<_, i64>(1)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn counts(&self, model_id: Option<i64>) -> Result<Counts> {
+        let total: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM photos", [], |r| r.get(0))?;
+        let failed: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM photos WHERE status = 'failed'",
+            [],
+            |r| r.get(0),
+        )?;
+        let indexed: i64 = match model_id {
+            Some(m) => self.conn.query_row(
+                "SELECT COUNT(*) FROM embeddings WHERE model_id = ?1",
+                [m],
+                |r| r.get(0),
+            )?,
+            None => 0,
+        };
+        Ok(Counts {
+            total: total as u64,
+            indexed: indexed as u64,
+            failed: failed as u64,
+        })
+    }
+
+    /// Failed photos and scan issues: (absolute path, reason), sorted by path.
+    pub fn failures(&self) -> Result<Vec<(PathBuf, String)>> {
+        let mut out = Vec::new();
+        let mut st = self.conn.prepare(
+            "SELECT r.path, p.rel_path, COALESCE(p.failure, 'failed') FROM photos p JOIN roots r ON r.id = p.root_id \
+             WHERE p.status = 'failed' \
+             UNION ALL SELECT r.path, s.rel_path, s.reason FROM scan_issues s JOIN roots r ON r.id = s.root_id",
+        )?;
+        let rows = st.query_map([], |r| {
+            let root = bytes_to_path(r.get(0)?);
+            let rel = bytes_to_path(r.get(1)?);
+            Ok((root.join(rel), r.get::<_, String>(2)?))
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn record_in(tx: &Transaction, model_id: i64, outcomes: &[Outcome]) -> Result<()> {
+    let mut ok = tx.prepare_cached(
+        "UPDATE photos SET size = ?2, mtime_ns = ?3, hash = ?4, width = ?5, height = ?6, orientation = ?7, \
+         taken_at = ?8, camera_make = ?9, camera_model = ?10, status = 'ok', failure = NULL WHERE id = ?1",
+    )?;
+    let mut emb = tx.prepare_cached(
+        "INSERT OR REPLACE INTO embeddings (photo_id, model_id, vector) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut fail = tx.prepare_cached(
+        "UPDATE photos SET status = 'failed', failure = ?2, size = COALESCE(?3, size), \
+         mtime_ns = COALESCE(?4, mtime_ns) WHERE id = ?1",
+    )?;
+    for o in outcomes {
+        match o {
+            Outcome::Embedded { id, meta, vector } => {
+                let n = ok.execute(params![
+                    id,
+                    meta.size as i64,
+                    meta.mtime_ns,
+                    meta.hash,
+                    meta.width,
+                    meta.height,
+                    meta.orientation,
+                    meta.taken_at,
+                    meta.camera_make,
+                    meta.camera_model
+                ])?;
+                if n > 0 {
+                    emb.execute(params![id, model_id, vec_to_blob(vector)])?;
+                }
+            }
+            Outcome::Failed {
+                id,
+                reason,
+                size,
+                mtime_ns,
+            } => {
+                fail.execute(params![id, reason, size.map(|s| s as i64), mtime_ns])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Vectors are stored as little-endian f32.
+pub(crate) fn vec_to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub(crate) fn blob_to_vec(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}

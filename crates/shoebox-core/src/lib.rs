@@ -1,0 +1,15 @@
+//! Shoebox engine: catalog (SQLite), scan, decode, CLIP models, HNSW index, indexing pipeline and
+//! search — everything the `shoebox` CLI and the desktop app do, with no UI or CLI dependencies.
+
+pub mod catalog;
+pub mod decode;
+pub mod error;
+pub mod index;
+pub mod library;
+pub mod models;
+pub mod pipeline;
+pub mod scan;
+pub mod search;
+
+pub use error::{Error, Result};
+pub use library::{Library, LibraryOptions};

@@ -1,0 +1,577 @@
+//! The library: one folder holding the catalog and the derived indexes, and every operation the CLI
+//! and the desktop app perform on it (add/remove folders, index, status, search).
+//!
+//! Architecture Invariant: the CLI and the app call only these functions; neither touches the catalog,
+//! the models or the index directly.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use fs4::fs_std::FileExt;
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::decode::decode_file;
+use crate::error::{Error, Result};
+use crate::index::VectorIndex;
+use crate::models::clip::{normalize, Clip, CLIP_FILES};
+use crate::models::{hub, DeviceChoice};
+use crate::pipeline::{self, PipelineOptions, PipelineReport, Progress};
+use crate::scan::{self, ScanReport};
+use crate::search::{self, SearchHit, SearchRequest, SearchResponse, SortBy, TermKind};
+
+/// How to open a library.
+#[derive(Debug, Clone)]
+pub struct LibraryOptions {
+    /// The library folder (catalog, indexes).
+    pub dir: PathBuf,
+    /// CLIP model: hub id or local folder.
+    pub clip_model: String,
+    pub device: DeviceChoice,
+    /// Show download progress bars (hf-hub) on stderr.
+    pub download_progress: bool,
+}
+
+/// `status` (the `status --json` shape).
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub library: String,
+    pub model: String,
+    pub folders: Vec<FolderStatus>,
+    pub photos: PhotoCounts,
+    pub index: IndexStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<Failure>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FolderStatus {
+    pub path: String,
+    pub photos: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PhotoCounts {
+    pub indexed: u64,
+    pub pending: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexStatus {
+    pub vectors: u64,
+    pub fresh: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub path: String,
+    pub reason: String,
+}
+
+/// What `index` did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IndexReport {
+    pub scan: ScanReport,
+    pub pipeline: PipelineReport,
+}
+
+/// An open library.
+pub struct Library {
+    opts: LibraryOptions,
+    catalog: Catalog,
+    clip: OnceLock<Clip>,
+    index: Option<VectorIndex>,
+    _lock: Option<std::fs::File>,
+}
+
+/// Display form of a path (lossy for non-UTF-8 names).
+pub fn display_path(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+impl Library {
+    /// Open (creating if needed) the library folder.
+    pub fn open(opts: LibraryOptions) -> Result<Self> {
+        std::fs::create_dir_all(&opts.dir).map_err(|e| Error::io(&opts.dir, e))?;
+        let catalog = Catalog::open(&opts.dir.join("catalog.sqlite"))?;
+        Ok(Library {
+            opts,
+            catalog,
+            clip: OnceLock::new(),
+            index: None,
+            _lock: None,
+        })
+    }
+
+    /// Take the library's writer lock: one writing process (index, add, remove, watch) at a time.
+    /// Readers (search, status) never need it.
+    pub fn lock_for_writing(&mut self) -> Result<()> {
+        if self._lock.is_some() {
+            return Ok(());
+        }
+        let path = self.opts.dir.join("writer.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match f.try_lock_exclusive() {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Error::Locked(format!(
+                    "another Shoebox process is writing to {} (an `index` or `watch`); \
+                     wait for it to finish or stop it — search and status work meanwhile",
+                    self.opts.dir.display()
+                )))
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+        self._lock = Some(f);
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.opts.dir
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The catalog name of the configured CLIP model (no download).
+    pub fn model_name(&self) -> String {
+        hub::model_name(&self.opts.clip_model)
+    }
+
+    /// The CLIP model, loaded (and fetched if needed) on first use.
+    pub fn clip(&self) -> Result<&Clip> {
+        if let Some(c) = self.clip.get() {
+            return Ok(c);
+        }
+        let dir = hub::resolve(
+            &self.opts.clip_model,
+            CLIP_FILES,
+            self.opts.download_progress,
+        )?;
+        let device = self.opts.device.device()?;
+        let clip = Clip::load(&dir, &device)?;
+        Ok(self.clip.get_or_init(|| clip))
+    }
+
+    fn index_dir(&self, model: &str) -> PathBuf {
+        let slug: String = model
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let slug = slug.trim_start_matches(['_', '.']).to_string();
+        let h = blake3::hash(model.as_bytes()).to_hex();
+        let tail: String = slug
+            .chars()
+            .rev()
+            .take(48)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        self.opts
+            .dir
+            .join("index")
+            .join(format!("{tail}-{}", &h[..8]))
+    }
+
+    // ---- folders ----
+
+    /// Add folders (canonicalized) and scan them. Nested folders are refused.
+    pub fn add_folders(&mut self, dirs: &[PathBuf]) -> Result<(Vec<(PathBuf, bool)>, ScanReport)> {
+        let mut added = Vec::new();
+        let mut ids = Vec::new();
+        for d in dirs {
+            let canon = std::fs::canonicalize(d).map_err(|e| Error::io(d, e))?;
+            if !canon.is_dir() {
+                return Err(Error::Invalid(format!("{} is not a folder", d.display())));
+            }
+            for r in self.catalog.roots()? {
+                if r.path != canon && (canon.starts_with(&r.path) || r.path.starts_with(&canon)) {
+                    return Err(Error::Invalid(format!(
+                        "{} overlaps the library folder {}: remove that one first or add a folder beside it",
+                        canon.display(),
+                        r.path.display()
+                    )));
+                }
+            }
+            let (id, new) = self.catalog.add_root(&canon)?;
+            ids.push(id);
+            added.push((canon, new));
+        }
+        let report = scan::scan(&mut self.catalog, Some(&ids))?;
+        Ok((added, report))
+    }
+
+    /// Remove folders and everything recorded under them. Returns the ones that were folders.
+    pub fn remove_folders(&mut self, dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
+        for d in dirs {
+            let canon = std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
+            if self.catalog.remove_root(&canon)? || self.catalog.remove_root(d)? {
+                removed.push(canon);
+            } else {
+                return Err(Error::Invalid(format!(
+                    "{} is not a library folder (see `shoebox status`)",
+                    d.display()
+                )));
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Scan every folder for changes.
+    pub fn scan(&mut self) -> Result<ScanReport> {
+        scan::scan(&mut self.catalog, None)
+    }
+
+    // ---- index ----
+
+    /// Bring the in-memory index in step with the catalog: load the saved one, add what it lacks,
+    /// filter what the catalog dropped, rebuild when it is unusable or mostly dead.
+    fn ensure_index(&mut self, model_id: i64, dim: usize) -> Result<bool> {
+        let model = self.clip()?.name().to_string();
+        let generation = self.catalog.generation()?;
+        if self
+            .index
+            .as_ref()
+            .is_some_and(|i| i.generation == generation && i.dim() == dim)
+        {
+            return Ok(false);
+        }
+        let dir = self.index_dir(&model);
+        let mut idx = match self.index.take() {
+            Some(i) if i.dim() == dim => i,
+            _ => match VectorIndex::load(&dir, &model, dim) {
+                Ok(i) => i,
+                Err(e) => {
+                    if dir.join("manifest.json").exists() {
+                        log::warn!("rebuilding the index: {e}");
+                    }
+                    VectorIndex::new(dim, 0)
+                }
+            },
+        };
+        let mut changed = false;
+        if idx.generation != generation {
+            // Vectors written since the index last looked (new or re-embedded photos) …
+            let mut fresh = Vec::new();
+            let last_row = self.catalog.last_embedding_row()?;
+            self.catalog
+                .for_each_embedding_since(model_id, idx.last_row, |id, v| {
+                    fresh.push((id, v));
+                    Ok(())
+                })?;
+            // … and photos whose vectors the catalog no longer has.
+            let in_catalog: HashSet<i64> =
+                self.catalog.embedding_ids(model_id)?.into_iter().collect();
+            let gone: Vec<i64> = idx
+                .live_ids()
+                .into_iter()
+                .filter(|id| !in_catalog.contains(id))
+                .collect();
+            idx.remove(gone);
+            idx.insert_many(fresh)?;
+            if idx.dead_count() * 5 > idx.len() + idx.dead_count() {
+                // Mostly dead: rebuild from the catalog.
+                let mut all = Vec::with_capacity(in_catalog.len());
+                self.catalog
+                    .for_each_embedding_since(model_id, 0, |id, v| {
+                        all.push((id, v));
+                        Ok(())
+                    })?;
+                idx = VectorIndex::build(dim, all)?;
+            }
+            idx.generation = generation;
+            idx.last_row = last_row;
+            changed = true;
+        }
+        self.index = Some(idx);
+        Ok(changed)
+    }
+
+    fn save_index(&self) -> Result<()> {
+        if let (Some(idx), Ok(clip)) = (&self.index, self.clip()) {
+            idx.save(&self.index_dir(clip.name()), clip.name())?;
+        }
+        Ok(())
+    }
+
+    /// Scan, then embed every photo that lacks an embedding for the model; save the index.
+    /// Takes the writer lock. Stops cleanly when `cancel` is set.
+    pub fn index(
+        &mut self,
+        opts: PipelineOptions,
+        cancel: &AtomicBool,
+        on_progress: &mut dyn FnMut(Progress),
+    ) -> Result<IndexReport> {
+        self.lock_for_writing()?;
+        let scan = self.scan()?;
+        let work = self
+            .catalog
+            .pending_work(self.catalog.find_model(&self.model_name())?.map(|m| m.0))?;
+        let mut report = IndexReport {
+            scan,
+            ..Default::default()
+        };
+        let (model_id, dim) = {
+            let clip = self.clip()?;
+            let id = self.catalog.model_id(clip.name(), "clip", clip.dim())?;
+            (id, clip.dim())
+        };
+        let repaired = self.ensure_index(model_id, dim)?;
+        if !work.is_empty() {
+            let clip = self.clip.get().expect("loaded by ensure_index");
+            let index = self.index.as_mut().expect("ensured");
+            let sink = pipeline::Sink {
+                catalog: &mut self.catalog,
+                model_id,
+                index,
+            };
+            report.pipeline = pipeline::run(sink, clip, work, opts, cancel, on_progress)?;
+        }
+        let manifest_stale = self.index_status()?.map(|s| !s.fresh).unwrap_or(true);
+        if repaired || !work_is_empty(&report) || manifest_stale {
+            self.save_index()?;
+        }
+        Ok(report)
+    }
+
+    fn index_status(&self) -> Result<Option<IndexStatus>> {
+        #[derive(serde::Deserialize)]
+        struct M {
+            count: u64,
+            generation: i64,
+        }
+        let path = self.index_dir(&self.model_name()).join("manifest.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        let Ok(m) = serde_json::from_str::<M>(&text) else {
+            return Ok(None);
+        };
+        Ok(Some(IndexStatus {
+            vectors: m.count,
+            fresh: m.generation == self.catalog.generation()?,
+        }))
+    }
+
+    // ---- status ----
+
+    /// Counts per folder and for the configured model; failures when asked.
+    pub fn status(&self, with_failures: bool) -> Result<Status> {
+        let model = self.model_name();
+        let model_id = self.catalog.find_model(&model)?.map(|m| m.0);
+        let counts = self.catalog.counts(model_id)?;
+        let index = self.index_status()?.unwrap_or(IndexStatus {
+            vectors: 0,
+            fresh: counts.indexed == 0,
+        });
+        let failures = if with_failures {
+            Some(
+                self.catalog
+                    .failures()?
+                    .into_iter()
+                    .map(|(p, reason)| Failure {
+                        path: display_path(&p),
+                        reason,
+                    })
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        Ok(Status {
+            library: display_path(&self.opts.dir),
+            model,
+            folders: self
+                .catalog
+                .root_counts()?
+                .into_iter()
+                .map(|r| FolderStatus {
+                    path: display_path(&r.path),
+                    photos: r.photos,
+                })
+                .collect(),
+            photos: PhotoCounts {
+                indexed: counts.indexed,
+                pending: counts.total.saturating_sub(counts.indexed + counts.failed),
+                failed: counts.failed,
+            },
+            index,
+            failures,
+        })
+    }
+
+    // ---- search ----
+
+    /// The embedding of an image file: the stored one when the file is in the library, else computed.
+    pub fn embed_image_file(&self, path: &Path) -> Result<Vec<f32>> {
+        let clip = self.clip()?;
+        if let Ok(canon) = std::fs::canonicalize(path) {
+            if let (Some(pid), Some((mid, _))) = (
+                self.catalog.photo_id_at(&canon)?,
+                self.catalog.find_model(clip.name())?,
+            ) {
+                if let Some(v) = self.catalog.embedding(mid, pid)? {
+                    return Ok(v);
+                }
+            }
+        }
+        let d = decode_file(path, clip.decode_short_side()).map_err(|reason| Error::Decode {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        let px = clip.preprocess(&d.image)?;
+        Ok(clip.embed_pixels(&[px])?.remove(0))
+    }
+
+    /// The combined, normalized query vector of a request.
+    pub fn query_vector(&self, req: &SearchRequest) -> Result<Vec<f32>> {
+        let clip = self.clip()?;
+        let mut terms = match &req.query {
+            Some(q) if !q.trim().is_empty() => search::parse_query(q)?,
+            _ => Vec::new(),
+        };
+        terms.extend(req.like.iter().map(|p| search::Term {
+            weight: 1.0,
+            kind: TermKind::Image(p.clone()),
+        }));
+        if terms.is_empty() {
+            return Err(Error::Invalid(
+                "nothing to search for: give a query or --like IMAGE".into(),
+            ));
+        }
+        let texts: Vec<&str> = terms
+            .iter()
+            .filter_map(|t| match &t.kind {
+                TermKind::Text(s) => Some(s.as_str()),
+                TermKind::Image(_) => None,
+            })
+            .collect();
+        let mut text_vecs = clip.embed_texts(&texts)?.into_iter();
+        let mut acc = vec![0f32; clip.dim()];
+        for t in &terms {
+            let v = match &t.kind {
+                TermKind::Text(_) => text_vecs.next().expect("one vector per text"),
+                TermKind::Image(p) => self.embed_image_file(p)?,
+            };
+            for (a, x) in acc.iter_mut().zip(&v) {
+                *a += t.weight * x;
+            }
+        }
+        Ok(normalize(acc))
+    }
+
+    /// Answer a search request.
+    pub fn search(&mut self, req: &SearchRequest) -> Result<SearchResponse> {
+        let start = Instant::now();
+        let query = self.query_vector(req)?;
+        let clip = self.clip()?;
+        let model = clip.name().to_string();
+        let (model_id, dim) = match self.catalog.find_model(&model)? {
+            Some(m) => m,
+            None => {
+                return Ok(SearchResponse {
+                    query: req.query.clone().unwrap_or_default(),
+                    model,
+                    took_ms: start.elapsed().as_secs_f64() * 1e3,
+                    results: Vec::new(),
+                })
+            }
+        };
+        self.ensure_index(model_id, dim)?;
+        let limit = req.limit.max(1);
+        let scored: Vec<(i64, f32)> = if req.filters.is_empty() {
+            self.index
+                .as_ref()
+                .expect("ensured")
+                .search(&query, limit, None)
+        } else {
+            let infos = self.catalog.embedded_infos(model_id)?;
+            let allowed = search::allowed_ids(&infos, &req.filters);
+            if allowed.len() <= 4096 {
+                let mut items = Vec::with_capacity(allowed.len());
+                for id in &allowed {
+                    if let Some(v) = self.catalog.embedding(model_id, *id)? {
+                        items.push((*id, v));
+                    }
+                }
+                search::exact_top_k(&query, items, limit)
+            } else {
+                let keep = |id: i64| allowed.contains(&id);
+                self.index
+                    .as_ref()
+                    .expect("ensured")
+                    .search(&query, limit, Some(&keep))
+            }
+        };
+        let ids: Vec<i64> = scored.iter().map(|s| s.0).collect();
+        let infos = self.catalog.photo_infos(&ids)?;
+        let mut hits: Vec<(SearchHit, String)> = scored
+            .into_iter()
+            .filter(|(_, s)| req.min_score.is_none_or(|m| *s >= m))
+            .filter_map(|(id, score)| {
+                let p = infos.get(&id)?;
+                Some((
+                    SearchHit {
+                        rank: 0,
+                        path: display_path(&p.path),
+                        score,
+                        width: p.width,
+                        height: p.height,
+                        taken_at: p.taken_at.clone(),
+                        photo_id: id,
+                    },
+                    search::photo_date(p),
+                ))
+            })
+            .collect();
+        if req.sort == SortBy::Date {
+            hits.sort_by(|a, b| b.1.cmp(&a.1));
+        }
+        let results = hits
+            .into_iter()
+            .enumerate()
+            .map(|(i, (mut h, _))| {
+                h.rank = i + 1;
+                h
+            })
+            .collect();
+        Ok(SearchResponse {
+            query: req.query.clone().unwrap_or_default(),
+            model,
+            took_ms: start.elapsed().as_secs_f64() * 1e3,
+            results,
+        })
+    }
+
+    // ---- models ----
+
+    /// Fetch a model into the Hugging Face cache (or check a local folder); returns its folder.
+    pub fn pull_model(spec: &str, progress: bool) -> Result<PathBuf> {
+        let dir = hub::resolve(spec, CLIP_FILES, progress)?;
+        // Loading proves the files are a usable CLIP model.
+        Clip::load(&dir, &candle_core::Device::Cpu)?;
+        Ok(dir.dir)
+    }
+}
+
+fn work_is_empty(r: &IndexReport) -> bool {
+    r.pipeline.embedded + r.pipeline.failed == 0
+}

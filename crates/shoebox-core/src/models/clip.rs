@@ -1,0 +1,367 @@
+//! CLIP on candle: load any Hugging Face CLIP folder (config.json → candle's ClipConfig, mmaped
+//! safetensors with every tensor checked, tokenizer.json, preprocessor_config.json) and embed images
+//! and texts as L2-normalized vectors.
+
+use candle_core::{DType, Device, Tensor};
+use candle_transformers::models::clip::{self, text_model::Activation};
+use image::RgbImage;
+use serde::Deserialize;
+use tokenizers::{Tokenizer, TruncationParams};
+
+use super::checked::checked_var_builder;
+use super::hub::ModelDir;
+use super::preprocess::ImageProcessor;
+use crate::error::{Error, Result};
+
+/// The files a CLIP model folder must hold.
+pub const CLIP_FILES: &[&str] = &[
+    "config.json",
+    "tokenizer.json",
+    "preprocessor_config.json",
+    "model.safetensors",
+];
+
+/// The default model: OpenAI's ViT-B/32.
+pub const DEFAULT_CLIP_MODEL: &str = "openai/clip-vit-base-patch32";
+
+#[derive(Debug, Deserialize)]
+struct TextConfigJson {
+    #[serde(default = "d_vocab")]
+    vocab_size: usize,
+    #[serde(default = "d_text_hidden")]
+    hidden_size: usize,
+    #[serde(default = "d_text_inter")]
+    intermediate_size: usize,
+    #[serde(default = "d_77")]
+    max_position_embeddings: usize,
+    #[serde(default = "d_12")]
+    num_hidden_layers: usize,
+    #[serde(default = "d_8")]
+    num_attention_heads: usize,
+    #[serde(default = "d_act")]
+    hidden_act: String,
+    #[serde(default = "d_eps")]
+    layer_norm_eps: f64,
+    eos_token_id: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct VisionConfigJson {
+    #[serde(default = "d_vision_hidden")]
+    hidden_size: usize,
+    #[serde(default = "d_vision_inter")]
+    intermediate_size: usize,
+    #[serde(default = "d_12")]
+    num_hidden_layers: usize,
+    #[serde(default = "d_12")]
+    num_attention_heads: usize,
+    #[serde(default = "d_3")]
+    num_channels: usize,
+    #[serde(default = "d_224")]
+    image_size: usize,
+    #[serde(default = "d_32")]
+    patch_size: usize,
+    #[serde(default = "d_act")]
+    hidden_act: String,
+    #[serde(default = "d_eps")]
+    layer_norm_eps: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ClipConfigJson {
+    text_config: TextConfigJson,
+    vision_config: VisionConfigJson,
+    #[serde(default = "d_proj")]
+    projection_dim: usize,
+    #[serde(default = "d_logit")]
+    logit_scale_init_value: f32,
+}
+
+fn d_vocab() -> usize {
+    49408
+}
+fn d_text_hidden() -> usize {
+    512
+}
+fn d_text_inter() -> usize {
+    2048
+}
+fn d_vision_hidden() -> usize {
+    768
+}
+fn d_vision_inter() -> usize {
+    3072
+}
+fn d_77() -> usize {
+    77
+}
+fn d_12() -> usize {
+    12
+}
+fn d_8() -> usize {
+    8
+}
+fn d_3() -> usize {
+    3
+}
+fn d_224() -> usize {
+    224
+}
+fn d_32() -> usize {
+    32
+}
+fn d_proj() -> usize {
+    512
+}
+fn d_logit() -> f32 {
+    2.6592
+}
+fn d_act() -> String {
+    "quick_gelu".into()
+}
+fn d_eps() -> f64 {
+    1e-5
+}
+
+fn check_supported(part: &str, act: &str, eps: f64) -> Result<()> {
+    if act != "quick_gelu" {
+        return Err(Error::Model(format!(
+            "{part}.hidden_act is \"{act}\": candle's CLIP implements only quick_gelu (the OpenAI CLIP \
+             checkpoints); this checkpoint would give wrong embeddings, so it is refused"
+        )));
+    }
+    if (eps - 1e-5).abs() > 1e-12 {
+        return Err(Error::Model(format!(
+            "{part}.layer_norm_eps is {eps}: candle's CLIP hard-codes 1e-5; refused"
+        )));
+    }
+    Ok(())
+}
+
+/// Map a Hugging Face CLIP config.json onto candle's ClipConfig (which has no Deserialize).
+pub fn clip_config(json: &str) -> Result<(clip::ClipConfig, Option<u32>)> {
+    let c: ClipConfigJson =
+        serde_json::from_str(json).map_err(|e| Error::Model(format!("config.json: {e}")))?;
+    check_supported(
+        "text_config",
+        &c.text_config.hidden_act,
+        c.text_config.layer_norm_eps,
+    )?;
+    check_supported(
+        "vision_config",
+        &c.vision_config.hidden_act,
+        c.vision_config.layer_norm_eps,
+    )?;
+    let t = &c.text_config;
+    let v = &c.vision_config;
+    let text_config = clip::text_model::ClipTextConfig {
+        vocab_size: t.vocab_size,
+        embed_dim: t.hidden_size,
+        activation: Activation::QuickGelu,
+        intermediate_size: t.intermediate_size,
+        max_position_embeddings: t.max_position_embeddings,
+        pad_with: None,
+        num_hidden_layers: t.num_hidden_layers,
+        num_attention_heads: t.num_attention_heads,
+        projection_dim: c.projection_dim,
+    };
+    let vision_config = clip::vision_model::ClipVisionConfig {
+        embed_dim: v.hidden_size,
+        activation: Activation::QuickGelu,
+        intermediate_size: v.intermediate_size,
+        num_hidden_layers: v.num_hidden_layers,
+        num_attention_heads: v.num_attention_heads,
+        projection_dim: c.projection_dim,
+        num_channels: v.num_channels,
+        image_size: v.image_size,
+        patch_size: v.patch_size,
+    };
+    Ok((
+        clip::ClipConfig {
+            text_config,
+            vision_config,
+            logit_scale_init_value: c.logit_scale_init_value,
+            image_size: v.image_size,
+        },
+        t.eos_token_id,
+    ))
+}
+
+/// A loaded CLIP model with its tokenizer and image processor.
+pub struct Clip {
+    name: String,
+    model: clip::ClipModel,
+    tokenizer: Tokenizer,
+    processor: ImageProcessor,
+    device: Device,
+    dim: usize,
+    image_size: usize,
+    logit_scale: f32,
+}
+
+impl Clip {
+    /// Load a resolved CLIP folder onto `device`.
+    pub fn load(dir: &ModelDir, device: &Device) -> Result<Self> {
+        let cfg_path = dir.file("config.json");
+        let cfg_text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+        let (config, _eos) = clip_config(&cfg_text)?;
+        let mut tokenizer = Tokenizer::from_file(dir.file("tokenizer.json"))
+            .map_err(|e| Error::Model(format!("tokenizer.json: {e}")))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: config.text_config.max_position_embeddings,
+                ..Default::default()
+            }))
+            .map_err(|e| Error::Model(format!("tokenizer truncation: {e}")))?;
+        tokenizer.with_padding(None);
+        let processor = ImageProcessor::from_file(
+            &dir.file("preprocessor_config.json"),
+            config.image_size as u32,
+        )?;
+        let (ph, pw) = processor.output_size(1000, 1000);
+        if ph as usize != config.image_size || pw as usize != config.image_size {
+            return Err(Error::Model(format!(
+                "preprocessor_config.json produces {pw}×{ph} images but the model takes {0}×{0}",
+                config.image_size
+            )));
+        }
+        let model = {
+            let vb = checked_var_builder(&dir.file("model.safetensors"), DType::F32, device)?;
+            let model = clip::ClipModel::new(vb.builder(), &config);
+            vb.finish(model)?
+        };
+        // logit_scale is a scalar parameter; read it once for zero-shot softmax.
+        let logit_scale = {
+            let st = unsafe {
+                candle_core::safetensors::MmapedSafetensors::new(dir.file("model.safetensors"))
+            }?;
+            st.load("logit_scale", &Device::Cpu)?
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .first()
+                .copied()
+                .unwrap_or(config.logit_scale_init_value)
+        };
+        Ok(Clip {
+            name: dir.name.clone(),
+            model,
+            tokenizer,
+            processor,
+            device: device.clone(),
+            dim: config.text_config.projection_dim,
+            image_size: config.image_size,
+            logit_scale,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Input side in pixels (224 for ViT-B/32).
+    pub fn image_size(&self) -> usize {
+        self.image_size
+    }
+
+    /// exp(logit_scale): the temperature for zero-shot softmax.
+    pub fn logit_scale(&self) -> f32 {
+        self.logit_scale.exp()
+    }
+
+    pub fn processor(&self) -> &ImageProcessor {
+        &self.processor
+    }
+
+    /// The short side a reduced-size decode must keep: 3× the model input. 2× is the minimum for
+    /// resizing to have detail to use; 3× costs nothing more on 12 MP camera JPEGs (both land on the
+    /// 1/4 DCT scale for 224 px models) and keeps embeddings at cosine ≥ 0.9999 with a full decode on
+    /// the fixtures, where 2× fell to 0.995.
+    pub fn decode_short_side(&self) -> u32 {
+        3 * self.processor.min_input_short_side()
+    }
+
+    /// Preprocess an upright RGB image into the model's CHW pixel values.
+    pub fn preprocess(&self, img: &RgbImage) -> Result<Vec<f32>> {
+        self.processor.preprocess(img)
+    }
+
+    /// Token ids as the model sees them (truncated to max_position_embeddings, final end token kept).
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| Error::Model(format!("tokenize: {e}")))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Embed preprocessed images (each CHW, from [`Clip::preprocess`]); L2-normalized.
+    pub fn embed_pixels(&self, batch: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = self.image_size;
+        let mut flat = Vec::with_capacity(batch.len() * 3 * s * s);
+        for px in batch {
+            if px.len() != 3 * s * s {
+                return Err(Error::Invalid(format!(
+                    "pixel tensor has {} values, expected {}",
+                    px.len(),
+                    3 * s * s
+                )));
+            }
+            flat.extend_from_slice(px);
+        }
+        let t = Tensor::from_vec(flat, (batch.len(), 3, s, s), &self.device)?;
+        let feats = self.model.get_image_features(&t)?;
+        to_normalized_rows(&feats)
+    }
+
+    /// Embed texts; L2-normalized.
+    pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| self.tokenize(t))
+            .collect::<Result<_>>()?;
+        let len = ids.iter().map(Vec::len).max().unwrap_or(1);
+        // Pad after the end token with 0: the causal mask hides padding from the text, and pooling
+        // (argmax of ids) still finds the end token, the largest id.
+        let flat: Vec<u32> = ids
+            .iter()
+            .flat_map(|v| {
+                v.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0, len - v.len()))
+            })
+            .collect();
+        let t = Tensor::from_vec(flat, (ids.len(), len), &self.device)?;
+        let feats = self.model.get_text_features(&t)?;
+        to_normalized_rows(&feats)
+    }
+}
+
+/// Rows of a (n, d) tensor as L2-normalized vectors.
+pub(crate) fn to_normalized_rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let rows = t
+        .to_dtype(DType::F32)?
+        .to_device(&Device::Cpu)?
+        .to_vec2::<f32>()?;
+    Ok(rows.into_iter().map(normalize).collect())
+}
+
+/// L2-normalize a vector (a zero vector stays zero).
+pub fn normalize(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+    v
+}

@@ -1,0 +1,292 @@
+//! Search requests: compound query parsing ("2:beach + sunset - people"), filters, and ranking.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::catalog::PhotoInfo;
+use crate::error::{Error, Result};
+
+/// One term of a compound query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Term {
+    /// Signed weight: "- x" gives −1, "2:x" gives 2.
+    pub weight: f32,
+    pub kind: TermKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TermKind {
+    Text(String),
+    /// An existing image file: its image embedding is used.
+    Image(PathBuf),
+}
+
+/// Parse a compound query as rclip does: terms joined by " + " or " - ", each optionally prefixed
+/// with a weight `W:`; a term naming an existing file is an image term.
+pub fn parse_query(q: &str) -> Result<Vec<Term>> {
+    let mut terms = Vec::new();
+    let mut sign = 1.0f32;
+    let mut rest = q;
+    loop {
+        let next = [" + ", " - "]
+            .iter()
+            .filter_map(|sep| rest.find(sep).map(|i| (i, *sep)))
+            .min_by_key(|(i, _)| *i);
+        let (chunk, after) = match next {
+            Some((i, sep)) => (&rest[..i], Some((&rest[i + 3..], sep))),
+            None => (rest, None),
+        };
+        let chunk = chunk.trim();
+        if !chunk.is_empty() {
+            terms.push(parse_term(chunk, sign));
+        } else if after.is_some() || !terms.is_empty() {
+            return Err(Error::Invalid(format!("empty term in query {q:?}")));
+        }
+        match after {
+            Some((r, sep)) => {
+                sign = if sep == " - " { -1.0 } else { 1.0 };
+                rest = r;
+            }
+            None => break,
+        }
+    }
+    Ok(terms)
+}
+
+fn parse_term(chunk: &str, sign: f32) -> Term {
+    let (weight, text) = match chunk.split_once(':') {
+        Some((w, t)) if !t.trim().is_empty() => match w.trim().parse::<f32>() {
+            Ok(w) if w.is_finite() => (w, t.trim()),
+            _ => (1.0, chunk),
+        },
+        _ => (1.0, chunk),
+    };
+    let path = Path::new(text);
+    let kind = if path.is_file() {
+        TermKind::Image(path.to_path_buf())
+    } else {
+        TermKind::Text(text.to_string())
+    };
+    Term {
+        weight: sign * weight,
+        kind,
+    }
+}
+
+/// How results are ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortBy {
+    #[default]
+    Score,
+    /// Newest first (capture time, else file time), among the best `limit` matches.
+    Date,
+}
+
+/// Result filters.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// Only photos under one of these folders.
+    pub in_dirs: Vec<PathBuf>,
+    /// Only photos taken at or after this time ('YYYY[-MM[-DD[THH:MM:SS]]]').
+    pub after: Option<String>,
+    /// Only photos taken before this time.
+    pub before: Option<String>,
+    /// Only these extensions (lower case; "jpg" also matches "jpeg"/"jpe", "tif" also "tiff").
+    pub types: Vec<String>,
+}
+
+impl Filters {
+    pub fn is_empty(&self) -> bool {
+        self.in_dirs.is_empty()
+            && self.after.is_none()
+            && self.before.is_none()
+            && self.types.is_empty()
+    }
+
+    /// Whether a photo passes.
+    pub fn accepts(&self, p: &PhotoInfo) -> bool {
+        if !self.in_dirs.is_empty() && !self.in_dirs.iter().any(|d| p.path.starts_with(d)) {
+            return false;
+        }
+        if !self.types.is_empty() {
+            let ext = canonical_ext(&p.ext);
+            if !self.types.iter().any(|t| canonical_ext(t) == ext) {
+                return false;
+            }
+        }
+        if self.after.is_some() || self.before.is_some() {
+            let date = photo_date(p);
+            if self.after.as_deref().is_some_and(|a| date.as_str() < a) {
+                return false;
+            }
+            if self.before.as_deref().is_some_and(|b| date.as_str() >= b) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn canonical_ext(e: &str) -> &str {
+    match e.trim_start_matches('.') {
+        "jpeg" | "jpe" | "JPG" | "JPEG" => "jpg",
+        "tiff" => "tif",
+        other => other,
+    }
+}
+
+/// A photo's date for filtering and sorting: EXIF capture time, else the file's mtime (local time).
+pub fn photo_date(p: &PhotoInfo) -> String {
+    if let Some(t) = &p.taken_at {
+        return t.clone();
+    }
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_nanos(p.mtime_ns)
+        .naive_local()
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string()
+}
+
+/// Normalize a user date ('2021', '2021-06', '2021-06-30', '2021-06-30T12:00:00') to the first
+/// instant it names, as 'YYYY-MM-DDTHH:MM:SS'.
+pub fn parse_date_bound(s: &str) -> Result<String> {
+    let s = s.trim();
+    let full = match s.len() {
+        4 => format!("{s}-01-01T00:00:00"),
+        7 => format!("{s}-01T00:00:00"),
+        10 => format!("{s}T00:00:00"),
+        16 => format!("{s}:00"),
+        _ => s.replace(' ', "T"),
+    };
+    chrono::NaiveDateTime::parse_from_str(&full, "%Y-%m-%dT%H:%M:%S").map_err(|_| {
+        Error::Invalid(format!(
+            "bad date {s:?}: use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS"
+        ))
+    })?;
+    Ok(full)
+}
+
+/// A search request.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    /// Text (possibly compound) query.
+    pub query: Option<String>,
+    /// Images to search by (indexed or not).
+    pub like: Vec<PathBuf>,
+    pub filters: Filters,
+    pub limit: usize,
+    pub min_score: Option<f32>,
+    pub sort: SortBy,
+}
+
+impl Default for SearchRequest {
+    fn default() -> Self {
+        SearchRequest {
+            query: None,
+            like: Vec::new(),
+            filters: Filters::default(),
+            limit: 20,
+            min_score: None,
+            sort: SortBy::Score,
+        }
+    }
+}
+
+/// One result.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    pub rank: usize,
+    pub path: String,
+    pub score: f32,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub taken_at: Option<String>,
+    #[serde(skip)]
+    pub photo_id: i64,
+}
+
+/// The answer to a search (the `search --json` shape).
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResponse {
+    pub query: String,
+    pub model: String,
+    pub took_ms: f64,
+    pub results: Vec<SearchHit>,
+}
+
+/// Exact top-k by dot product over given (id, vector) pairs.
+pub fn exact_top_k(
+    query: &[f32],
+    items: impl IntoIterator<Item = (i64, Vec<f32>)>,
+    k: usize,
+) -> Vec<(i64, f32)> {
+    let mut scored: Vec<(i64, f32)> = items
+        .into_iter()
+        .map(|(id, v)| (id, crate::index::dot(query, &v)))
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.truncate(k);
+    scored
+}
+
+/// Ids allowed by filters, from the embedded photos.
+pub fn allowed_ids(infos: &[PhotoInfo], filters: &Filters) -> HashSet<i64> {
+    infos
+        .iter()
+        .filter(|p| filters.accepts(p))
+        .map(|p| p.id)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(w: f32, s: &str) -> Term {
+        Term {
+            weight: w,
+            kind: TermKind::Text(s.into()),
+        }
+    }
+
+    #[test]
+    fn compound_queries() {
+        assert_eq!(
+            parse_query("kids on a beach").unwrap(),
+            vec![text(1.0, "kids on a beach")]
+        );
+        assert_eq!(
+            parse_query("2:beach + sunset - people").unwrap(),
+            vec![
+                text(2.0, "beach"),
+                text(1.0, "sunset"),
+                text(-1.0, "people")
+            ]
+        );
+        assert_eq!(
+            parse_query("a - 0.5:b").unwrap(),
+            vec![text(1.0, "a"), text(-0.5, "b")]
+        );
+        // A colon that is not a weight stays in the text; hyphens inside words are not operators.
+        assert_eq!(
+            parse_query("time: 12-3").unwrap(),
+            vec![text(1.0, "time: 12-3")]
+        );
+        assert!(parse_query("a +  + b").is_err());
+    }
+
+    #[test]
+    fn date_bounds() {
+        assert_eq!(parse_date_bound("2021").unwrap(), "2021-01-01T00:00:00");
+        assert_eq!(parse_date_bound("2021-06").unwrap(), "2021-06-01T00:00:00");
+        assert_eq!(
+            parse_date_bound("2021-06-30").unwrap(),
+            "2021-06-30T00:00:00"
+        );
+        assert!(parse_date_bound("June 2021").is_err());
+        assert!(parse_date_bound("2021-13").is_err());
+    }
+}

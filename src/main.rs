@@ -1,0 +1,396 @@
+//! `shoebox`: the command-line interface over the Shoebox engine (shoebox-core).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use shoebox_core::library::{display_path, Status};
+use shoebox_core::models::clip::DEFAULT_CLIP_MODEL;
+use shoebox_core::models::DeviceChoice;
+use shoebox_core::pipeline::PipelineOptions;
+use shoebox_core::search::{parse_date_bound, Filters, SearchRequest, SortBy};
+use shoebox_core::{Library, LibraryOptions};
+
+/// Find your photos by describing them. Local-first: nothing leaves this machine.
+#[derive(Parser, Debug)]
+#[command(name = "shoebox", version, about)]
+struct Cli {
+    /// Library folder (catalog and index) [default: the platform data dir, e.g. ~/.local/share/shoebox]
+    #[arg(long, global = true, env = "SHOEBOX_LIBRARY", value_name = "DIR")]
+    library: Option<PathBuf>,
+    /// CLIP model: a Hugging Face hub id or a local model folder
+    #[arg(long, global = true, env = "SHOEBOX_CLIP_MODEL", value_name = "ID_OR_DIR",
+          default_value = DEFAULT_CLIP_MODEL)]
+    clip_model: String,
+    /// Compute device
+    #[arg(long, global = true, value_enum, default_value_t = Device::Auto)]
+    device: Device,
+    /// Print only results and errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print more detail (repeat for debug logs)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum Device {
+    Auto,
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Add photo folders to the library (and scan them)
+    Add {
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+    },
+    /// Remove folders from the library (the photos on disk are not touched)
+    Remove {
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+    },
+    /// Scan the folders and embed every new or changed photo
+    Index {
+        /// Images per model call
+        #[arg(long, default_value_t = PipelineOptions::default().batch_size, hide = true)]
+        batch_size: usize,
+        /// Decode threads
+        #[arg(long, default_value_t = PipelineOptions::default().decode_threads, hide = true)]
+        decode_threads: usize,
+    },
+    /// Show folders, counts and index state
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// List the files that failed, with reasons
+        #[arg(long)]
+        failed: bool,
+    },
+    /// Find photos by description, by example image, or both
+    Search(SearchArgs),
+    /// List or fetch models
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsAction {
+    /// Models this library has embeddings for, and the configured one
+    List,
+    /// Fetch a model into the Hugging Face cache [default: the configured CLIP model]
+    Pull { id: Option<String> },
+}
+
+#[derive(Args, Debug)]
+struct SearchArgs {
+    /// What to look for; compound: "2:beach + sunset - people"; a term may be an image path
+    #[arg(value_name = "QUERY")]
+    query: Option<String>,
+    /// Search by an example image (repeatable; need not be in the library)
+    #[arg(long, value_name = "IMAGE")]
+    like: Vec<PathBuf>,
+    /// Only photos under this folder (repeatable)
+    #[arg(long = "in", value_name = "DIR")]
+    in_dirs: Vec<PathBuf>,
+    /// Only photos taken at or after DATE (YYYY, YYYY-MM, YYYY-MM-DD)
+    #[arg(long, value_name = "DATE")]
+    after: Option<String>,
+    /// Only photos taken before DATE
+    #[arg(long, value_name = "DATE")]
+    before: Option<String>,
+    /// Only these file types, e.g. jpg,png
+    #[arg(long = "type", value_name = "EXT,...", value_delimiter = ',')]
+    types: Vec<String>,
+    /// Drop results scoring below S (cosine similarity)
+    #[arg(long, value_name = "S")]
+    min_score: Option<f32>,
+    /// Number of results
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    limit: usize,
+    /// Order of results
+    #[arg(long, value_enum, default_value_t = Sort::Score)]
+    sort: Sort,
+    /// Print one JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum Sort {
+    Score,
+    Date,
+}
+
+fn library_dir(cli: &Cli) -> Result<PathBuf> {
+    match &cli.library {
+        Some(d) => Ok(d.clone()),
+        None => Ok(dirs::data_dir()
+            .context("no platform data folder; pass --library DIR or set SHOEBOX_LIBRARY")?
+            .join("shoebox")),
+    }
+}
+
+fn open(cli: &Cli) -> Result<Library> {
+    let device = match cli.device {
+        Device::Auto => DeviceChoice::Auto,
+        Device::Cpu => DeviceChoice::Cpu,
+        Device::Cuda => DeviceChoice::Cuda,
+        Device::Metal => DeviceChoice::Metal,
+    };
+    Ok(Library::open(LibraryOptions {
+        dir: library_dir(cli)?,
+        clip_model: cli.clip_model.clone(),
+        device,
+        download_progress: !cli.quiet,
+    })?)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Command::Add { dirs } => {
+            let mut lib = open(cli)?;
+            lib.lock_for_writing()?;
+            let (added, scan) = lib.add_folders(dirs)?;
+            if !cli.quiet {
+                for (p, new) in added {
+                    let what = if new {
+                        "added"
+                    } else {
+                        "already in the library:"
+                    };
+                    println!("{what} {}", display_path(&p));
+                }
+                println!(
+                    "{} images found ({} new); run `shoebox index` to make them searchable",
+                    scan.seen, scan.added
+                );
+            }
+        }
+        Command::Remove { dirs } => {
+            let mut lib = open(cli)?;
+            lib.lock_for_writing()?;
+            for p in lib.remove_folders(dirs)? {
+                if !cli.quiet {
+                    println!("removed {}", display_path(&p));
+                }
+            }
+        }
+        Command::Index {
+            batch_size,
+            decode_threads,
+        } => index(cli, *batch_size, *decode_threads)?,
+        Command::Status { json, failed } => {
+            let lib = open(cli)?;
+            let st = lib.status(*failed)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                print_status(&st);
+            }
+        }
+        Command::Search(args) => search(cli, args)?,
+        Command::Models { action } => match action {
+            ModelsAction::List => {
+                let lib = open(cli)?;
+                let current = lib.model_name();
+                let known = lib.catalog().models()?;
+                println!("configured: {current}");
+                for (name, kind, dim, count) in &known {
+                    let mark = if *name == current { "*" } else { " " };
+                    println!("{mark} {name}  ({kind}, {dim}-d, {count} photos embedded)");
+                }
+                if !known.iter().any(|m| m.0 == current) {
+                    println!("  (no photos embedded with {current} yet)");
+                }
+            }
+            ModelsAction::Pull { id } => {
+                let spec = id.clone().unwrap_or_else(|| cli.clip_model.clone());
+                let dir = Library::pull_model(&spec, !cli.quiet)?;
+                println!("{spec}: ready in {}", dir.display());
+            }
+        },
+    }
+    Ok(())
+}
+
+fn index(cli: &Cli, batch_size: usize, decode_threads: usize) -> Result<()> {
+    let mut lib = open(cli)?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        ctrlc::set_handler(move || {
+            if cancel.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\nstopping after the current batch (Ctrl-C again to quit at once)…");
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
+    let bar = if cli.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} indexing [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let opts = PipelineOptions {
+        batch_size,
+        decode_threads,
+    };
+    let report = lib.index(opts, &cancel, &mut |p| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        if p.failed > 0 {
+            bar.set_message(format!("{} failed", p.failed));
+        }
+    })?;
+    bar.finish_and_clear();
+    let s = report.scan;
+    let p = report.pipeline;
+    if !cli.quiet {
+        println!(
+            "scan: {} images ({} new, {} changed, {} moved, {} removed, {} problems)",
+            s.seen, s.added, s.changed, s.moved, s.removed, s.issues
+        );
+        let rate = if p.seconds > 0.0 {
+            (p.embedded + p.failed) as f64 / p.seconds
+        } else {
+            0.0
+        };
+        println!(
+            "indexed {} photos, {} failed, in {:.1}s ({rate:.1} img/s){}",
+            p.embedded,
+            p.failed,
+            p.seconds,
+            if p.interrupted {
+                " — interrupted; run `shoebox index` again to resume"
+            } else {
+                ""
+            }
+        );
+        if p.failed > 0 || s.issues > 0 {
+            println!("see `shoebox status --failed` for what failed and why");
+        }
+    }
+    Ok(())
+}
+
+fn search(cli: &Cli, a: &SearchArgs) -> Result<()> {
+    let mut lib = open(cli)?;
+    let req = SearchRequest {
+        query: a.query.clone(),
+        like: a.like.clone(),
+        filters: Filters {
+            in_dirs: a
+                .in_dirs
+                .iter()
+                .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()))
+                .collect(),
+            after: a.after.as_deref().map(parse_date_bound).transpose()?,
+            before: a.before.as_deref().map(parse_date_bound).transpose()?,
+            types: a
+                .types
+                .iter()
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect(),
+        },
+        limit: a.limit,
+        min_score: a.min_score,
+        sort: match a.sort {
+            Sort::Score => SortBy::Score,
+            Sort::Date => SortBy::Date,
+        },
+    };
+    let resp = lib.search(&req)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&resp)?);
+        return Ok(());
+    }
+    if resp.results.is_empty() && !cli.quiet {
+        let st = lib.status(false)?;
+        if st.photos.indexed == 0 {
+            eprintln!(
+                "no photos are indexed for {} yet: run `shoebox add DIR` and `shoebox index`",
+                st.model
+            );
+        } else {
+            eprintln!("no matches");
+        }
+    }
+    for h in &resp.results {
+        println!("{:>3}  {:.3}  {}", h.rank, h.score, h.path);
+    }
+    Ok(())
+}
+
+fn print_status(st: &Status) {
+    println!("library: {}", st.library);
+    println!("model:   {}", st.model);
+    if st.folders.is_empty() {
+        println!("folders: none — add one with `shoebox add DIR`");
+    } else {
+        println!("folders:");
+        for f in &st.folders {
+            println!("  {}  ({} photos)", f.path, f.photos);
+        }
+    }
+    println!(
+        "photos:  {} indexed, {} pending, {} failed",
+        st.photos.indexed, st.photos.pending, st.photos.failed
+    );
+    println!(
+        "index:   {} vectors{}",
+        st.index.vectors,
+        if st.index.fresh {
+            ""
+        } else {
+            " (out of date: it is repaired on the next search or index)"
+        }
+    );
+    if let Some(fails) = &st.failures {
+        if fails.is_empty() {
+            println!("failures: none");
+        } else {
+            println!("failures:");
+            for f in fails {
+                println!("  {}: {}", f.path, f.reason);
+            }
+        }
+    }
+}

@@ -9,10 +9,11 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use shoebox_core::classify;
 use shoebox_core::library::{display_path, Status};
 use shoebox_core::models::clip::DEFAULT_CLIP_MODEL;
 use shoebox_core::models::DeviceChoice;
-use shoebox_core::pipeline::PipelineOptions;
+use shoebox_core::pipeline::{PipelineOptions, Progress};
 use shoebox_core::search::{parse_date_bound, Filters, SearchRequest, SortBy};
 use shoebox_core::{Library, LibraryOptions};
 
@@ -79,6 +80,9 @@ enum Command {
     },
     /// Find photos by description, by example image, or both
     Search(SearchArgs),
+    /// Sort images into labels you type (zero-shot), optionally moving or copying them into folders
+    #[command(arg_required_else_help = true)]
+    Classify(ClassifyArgs),
     /// List or fetch models
     Models {
         #[command(subcommand)]
@@ -126,6 +130,46 @@ struct SearchArgs {
     /// Print one JSON object
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ClassifyArgs {
+    /// Image files or folders
+    #[arg(value_name = "PATH", required_unless_present = "undo")]
+    paths: Vec<PathBuf>,
+    /// Comma-separated labels; a label may carry its own prompt: "receipt=a photo of a paper receipt"
+    #[arg(long, value_name = "\"a, b, c\"", required_unless_present = "undo")]
+    labels: Option<String>,
+    /// Confidence (probability of the best label) below which an image is "unsorted"
+    #[arg(long, value_name = "T", default_value_t = shoebox_core::classify::DEFAULT_THRESHOLD)]
+    threshold: f32,
+    /// Report only the K best labels per image
+    #[arg(long, value_name = "K")]
+    top: Option<usize>,
+    /// Include images in subfolders
+    #[arg(long)]
+    recursive: bool,
+    /// Prompt template ({} is the label); repeatable; replaces the built-in ensemble
+    #[arg(long, value_name = "TEMPLATE")]
+    template: Vec<String>,
+    /// Move each image into DEST/<label>/
+    #[arg(long = "move", value_name = "DEST", conflicts_with = "copy_to")]
+    move_to: Option<PathBuf>,
+    /// Copy each image into DEST/<label>/
+    #[arg(long = "copy", value_name = "DEST")]
+    copy_to: Option<PathBuf>,
+    /// Show what would be moved or copied, and do nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Print one JSON object
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print CSV
+    #[arg(long)]
+    csv: bool,
+    /// Undo a --move or --copy run from its journal
+    #[arg(long, value_name = "JOURNAL", conflicts_with_all = ["paths", "labels", "move_to", "copy_to"])]
+    undo: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -220,6 +264,7 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
         Command::Search(args) => search(cli, args)?,
+        Command::Classify(args) => classify(cli, args)?,
         Command::Models { action } => match action {
             ModelsAction::List => {
                 let lib = open(cli)?;
@@ -257,29 +302,12 @@ fn index(cli: &Cli, batch_size: usize, decode_threads: usize) -> Result<()> {
         })
         .context("installing the Ctrl-C handler")?;
     }
-    let bar = if cli.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} indexing [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar(cli, "indexing");
     let opts = PipelineOptions {
         batch_size,
         decode_threads,
     };
-    let report = lib.index(opts, &cancel, &mut |p| {
-        bar.set_length(p.total as u64);
-        bar.set_position(p.done as u64);
-        if p.failed > 0 {
-            bar.set_message(format!("{} failed", p.failed));
-        }
-    })?;
+    let report = lib.index(opts, &cancel, &mut |p| show_progress(&bar, p))?;
     bar.finish_and_clear();
     let s = report.scan;
     let p = report.pipeline;
@@ -306,6 +334,168 @@ fn index(cli: &Cli, batch_size: usize, decode_threads: usize) -> Result<()> {
         );
         if p.failed > 0 || s.issues > 0 {
             println!("see `shoebox status --failed` for what failed and why");
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(cli: &Cli, what: &str) -> ProgressBar {
+    let bar = if cli.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {{per_sec}} ETA {{eta}} {{msg}}"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+fn show_progress(bar: &ProgressBar, p: Progress) {
+    bar.set_length(p.total as u64);
+    bar.set_position(p.done as u64);
+    if p.failed > 0 {
+        bar.set_message(format!("{} failed", p.failed));
+    }
+}
+
+fn classify(cli: &Cli, a: &ClassifyArgs) -> Result<()> {
+    let mut lib = open(cli)?;
+    if let Some(journal) = &a.undo {
+        lib.lock_for_writing()?;
+        let n = classify::undo(journal)?;
+        lib.scan()?;
+        if !cli.quiet {
+            println!("restored {n} files from {}", journal.display());
+        }
+        return Ok(());
+    }
+    let labels = classify::parse_labels(a.labels.as_deref().unwrap_or_default())?;
+    let mut opts = classify::ClassifyOptions {
+        threshold: a.threshold,
+        recursive: a.recursive,
+        ..Default::default()
+    };
+    if !a.template.is_empty() {
+        opts.templates = a.template.clone();
+    }
+    let bar = progress_bar(cli, "embedding");
+    let never = AtomicBool::new(false);
+    let result = classify::classify(&lib, &a.paths, &labels, &opts, &never, &mut |p| {
+        show_progress(&bar, p)
+    })?;
+    bar.finish_and_clear();
+    for (path, reason) in &result.failures {
+        eprintln!("skipped {}: {reason}", display_path(path));
+    }
+    let action = match (&a.move_to, &a.copy_to) {
+        (Some(d), _) => Some((classify::Action::Move, d)),
+        (_, Some(d)) => Some((classify::Action::Copy, d)),
+        _ => None,
+    };
+    let mut journal = None;
+    if let Some((action, dest)) = action {
+        let ops = classify::plan(&result.results, action, dest)?;
+        if a.dry_run {
+            if !a.json && !a.csv {
+                for op in &ops {
+                    println!(
+                        "would {:?} {} -> {}",
+                        op.op,
+                        display_path(&op.from),
+                        display_path(&op.to)
+                    );
+                }
+            }
+        } else {
+            lib.lock_for_writing()?;
+            let path = classify::apply(&ops, dest)?;
+            // Photos of the library that moved keep their embeddings (the scan sees them as moves).
+            lib.scan()?;
+            journal = Some(path);
+        }
+    }
+    let top = a.top.unwrap_or(usize::MAX).max(1);
+    let ranked = |scores: &[f32]| -> Vec<(usize, f32)> {
+        let mut v: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
+        v.sort_by(|x, y| y.1.total_cmp(&x.1));
+        v.truncate(top);
+        v
+    };
+    if a.json {
+        let results: Vec<serde_json::Value> = result
+            .results
+            .iter()
+            .map(|r| {
+                let scores: serde_json::Map<String, serde_json::Value> = ranked(&r.scores)
+                    .into_iter()
+                    .map(|(i, p)| (result.labels[i].clone(), serde_json::json!(p)))
+                    .collect();
+                serde_json::json!({
+                    "path": display_path(&r.path),
+                    "label": r.label,
+                    "confidence": r.confidence,
+                    "scores": scores,
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "labels": result.labels,
+            "results": results,
+            "journal": journal.as_ref().map(|j| display_path(j)),
+        });
+        println!("{}", serde_json::to_string(&out)?);
+    } else if a.csv {
+        let mut w = csv::Writer::from_writer(std::io::stdout());
+        let mut header = vec!["path".to_string(), "label".into(), "confidence".into()];
+        header.extend(result.labels.iter().cloned());
+        w.write_record(&header)?;
+        for r in &result.results {
+            let mut row = vec![
+                display_path(&r.path),
+                r.label.clone(),
+                format!("{:.4}", r.confidence),
+            ];
+            row.extend(r.scores.iter().map(|p| format!("{p:.4}")));
+            w.write_record(&row)?;
+        }
+        w.flush()?;
+    } else {
+        let mut groups: Vec<String> = result.labels.clone();
+        groups.push(classify::UNSORTED.to_string());
+        for g in groups {
+            let members: Vec<_> = result.results.iter().filter(|r| r.label == g).collect();
+            if members.is_empty() {
+                continue;
+            }
+            println!("{g} ({})", members.len());
+            for r in members {
+                let best: Vec<String> = ranked(&r.scores)
+                    .into_iter()
+                    .take(a.top.unwrap_or(1))
+                    .map(|(i, p)| format!("{} {p:.2}", result.labels[i]))
+                    .collect();
+                println!("  {}  [{}]", display_path(&r.path), best.join(", "));
+            }
+        }
+        if !cli.quiet {
+            println!(
+                "{} images in {:.1}s ({} embedded now, the rest from the library)",
+                result.results.len(),
+                result.seconds,
+                result.embedded
+            );
+            if let Some(j) = &journal {
+                println!(
+                    "journal: {}  (undo: shoebox classify --undo {})",
+                    j.display(),
+                    j.display()
+                );
+            }
         }
     }
     Ok(())
@@ -392,5 +582,14 @@ fn print_status(st: &Status) {
                 println!("  {}: {}", f.path, f.reason);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_valid() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -2,6 +2,7 @@
 //! search — everything the `shoebox` CLI and the desktop app do, with no UI or CLI dependencies.
 
 pub mod catalog;
+pub mod classify;
 pub mod decode;
 pub mod error;
 pub mod index;

@@ -420,19 +420,27 @@ impl Library {
 
     // ---- search ----
 
+    /// The stored embedding of a library photo at `path` for the configured model, if any.
+    pub fn stored_embedding(&self, path: &Path) -> Result<Option<Vec<f32>>> {
+        let Ok(canon) = std::fs::canonicalize(path) else {
+            return Ok(None);
+        };
+        let model = self.model_name();
+        match (
+            self.catalog.photo_id_at(&canon)?,
+            self.catalog.find_model(&model)?,
+        ) {
+            (Some(pid), Some((mid, _))) => self.catalog.embedding(mid, pid),
+            _ => Ok(None),
+        }
+    }
+
     /// The embedding of an image file: the stored one when the file is in the library, else computed.
     pub fn embed_image_file(&self, path: &Path) -> Result<Vec<f32>> {
-        let clip = self.clip()?;
-        if let Ok(canon) = std::fs::canonicalize(path) {
-            if let (Some(pid), Some((mid, _))) = (
-                self.catalog.photo_id_at(&canon)?,
-                self.catalog.find_model(clip.name())?,
-            ) {
-                if let Some(v) = self.catalog.embedding(mid, pid)? {
-                    return Ok(v);
-                }
-            }
+        if let Some(v) = self.stored_embedding(path)? {
+            return Ok(v);
         }
+        let clip = self.clip()?;
         let d = decode_file(path, clip.decode_short_side()).map_err(|reason| Error::Decode {
             path: path.to_path_buf(),
             reason,

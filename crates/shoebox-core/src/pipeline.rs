@@ -122,6 +122,32 @@ pub fn run(
         model_id,
         index,
     } = sink;
+    embed_stream(clip, work, opts, cancel, on_progress, &mut |outcomes| {
+        let fresh: Vec<(i64, Vec<f32>)> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Embedded { id, vector, .. } => Some((*id, vector.clone())),
+                Outcome::Failed { .. } => None,
+            })
+            .collect();
+        catalog.record(model_id, &outcomes)?;
+        index.insert_many(fresh)?;
+        index.generation = catalog.generation()?;
+        index.last_row = catalog.last_embedding_row()?;
+        Ok(())
+    })
+}
+
+/// Decode, preprocess and embed `work` (ids are the caller's), handing each batch of outcomes to
+/// `on_batch` on the calling thread. Decoding runs on worker threads while the model runs.
+pub fn embed_stream(
+    clip: &Clip,
+    work: Vec<WorkItem>,
+    opts: PipelineOptions,
+    cancel: &AtomicBool,
+    on_progress: &mut dyn FnMut(Progress),
+    on_batch: &mut dyn FnMut(Vec<Outcome>) -> Result<()>,
+) -> Result<PipelineReport> {
     let start = Instant::now();
     let total = work.len();
     let batch_size = opts.batch_size.max(1);
@@ -177,17 +203,13 @@ pub fn run(
             let vectors = clip.embed_pixels(&pixels)?;
             let mut outcomes = std::mem::take(failures);
             let nfail = outcomes.len();
-            let mut fresh = Vec::with_capacity(vectors.len());
             for ((id, _, meta), vector) in pending.drain(..).zip(vectors) {
-                fresh.push((id, vector.clone()));
                 outcomes.push(Outcome::Embedded { id, meta, vector });
             }
-            catalog.record(model_id, &outcomes)?;
-            index.insert_many(fresh)?;
-            index.generation = catalog.generation()?;
-            index.last_row = catalog.last_embedding_row()?;
+            let n = outcomes.len();
+            on_batch(outcomes)?;
             report.failed += nfail;
-            report.embedded += outcomes.len() - nfail;
+            report.embedded += n - nfail;
             on_progress(Progress {
                 total,
                 done: report.embedded + report.failed,

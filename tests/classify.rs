@@ -1,36 +1,13 @@
 //! `shoebox classify` end to end on the tiny CLIP fixture: accuracy on the shape images, the
 //! unsorted threshold, move/copy with collision-safe names, undo, and a refused destination.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::*;
 use serde_json::Value;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn shoebox(lib: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shoebox"))
-        .arg("--library")
-        .arg(lib)
-        .args(args)
-        .env("SHOEBOX_CLIP_MODEL", fixtures().join("models/clip-dev"))
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .expect("run shoebox")
-}
-
-fn json(out: Output) -> Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
 
 fn labels() -> BTreeMap<String, (String, String)> {
     std::fs::read_to_string(fixtures().join("data/dev/labels.jsonl"))

@@ -1,42 +1,15 @@
 //! End to end through the `shoebox` binary on temp libraries with the tiny CLIP fixture model:
 //! the CLI contract (flags, JSON shapes, exit codes) and search quality on the shape images.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use std::sync::OnceLock;
 
+use common::*;
+
 use serde_json::Value;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn shoebox(lib: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shoebox"))
-        .arg("--library")
-        .arg(lib)
-        .args(args)
-        .env("SHOEBOX_CLIP_MODEL", fixtures().join("models/clip-dev"))
-        .env("HF_HUB_OFFLINE", "1")
-        .env_remove("SHOEBOX_LIBRARY")
-        .output()
-        .expect("run shoebox")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(out: Output) -> Value {
-    serde_json::from_str(&ok(out)).expect("valid JSON")
-}
 
 /// One library with the 200 shape images indexed, shared by the read-only tests.
 fn shapes_library() -> &'static Path {

@@ -15,6 +15,7 @@ use shoebox_core::models::clip::DEFAULT_CLIP_MODEL;
 use shoebox_core::models::DeviceChoice;
 use shoebox_core::pipeline::{PipelineOptions, Progress};
 use shoebox_core::search::{parse_date_bound, Filters, SearchRequest, SortBy};
+use shoebox_core::watch::WatchEvent;
 use shoebox_core::{Library, LibraryOptions};
 
 /// Find your photos by describing them. Local-first: nothing leaves this machine.
@@ -70,6 +71,9 @@ enum Command {
         #[arg(long, default_value_t = PipelineOptions::default().decode_threads, hide = true)]
         decode_threads: usize,
     },
+    /// Keep the index current while running: new, changed, moved and deleted photos are absorbed
+    /// within seconds (Ctrl-C stops cleanly)
+    Watch,
     /// Show folders, counts and index state
     Status {
         #[arg(long)]
@@ -264,6 +268,7 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
         Command::Search(args) => search(cli, args)?,
+        Command::Watch => watch(cli)?,
         Command::Classify(args) => classify(cli, args)?,
         Command::Models { action } => match action {
             ModelsAction::List => {
@@ -289,19 +294,49 @@ fn run(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
+/// A flag set by Ctrl-C (a second Ctrl-C exits at once).
+fn cancel_on_ctrl_c() -> Result<Arc<AtomicBool>> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after the current batch (Ctrl-C again to quit at once)…");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(cancel)
+}
+
+fn watch(cli: &Cli) -> Result<()> {
+    let mut lib = open(cli)?;
+    let cancel = cancel_on_ctrl_c()?;
+    let quiet = cli.quiet;
+    lib.watch(Default::default(), &cancel, &mut |ev| match ev {
+        WatchEvent::Watching { native, polled } => {
+            if !quiet {
+                println!(
+                    "watching {native} folders natively, {polled} by polling (Ctrl-C to stop)"
+                );
+            }
+        }
+        WatchEvent::Rescan { reason } => eprintln!("rescanning: {reason}"),
+        WatchEvent::Indexed(r) => {
+            let (s, p) = (r.scan, r.pipeline);
+            if !quiet && (s.added + s.changed + s.moved + s.removed + p.embedded + p.failed) > 0 {
+                println!(
+                    "{} new, {} changed, {} moved, {} removed; {} embedded, {} failed",
+                    s.added, s.changed, s.moved, s.removed, p.embedded, p.failed
+                );
+            }
+        }
+    })?;
+    Ok(())
+}
+
 fn index(cli: &Cli, batch_size: usize, decode_threads: usize) -> Result<()> {
     let mut lib = open(cli)?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let cancel = cancel.clone();
-        ctrlc::set_handler(move || {
-            if cancel.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\nstopping after the current batch (Ctrl-C again to quit at once)…");
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
+    let cancel = cancel_on_ctrl_c()?;
     let bar = progress_bar(cli, "indexing");
     let opts = PipelineOptions {
         batch_size,

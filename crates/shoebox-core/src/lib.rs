@@ -11,6 +11,7 @@ pub mod models;
 pub mod pipeline;
 pub mod scan;
 pub mod search;
+pub mod watch;
 
 pub use error::{Error, Result};
 pub use library::{Library, LibraryOptions};

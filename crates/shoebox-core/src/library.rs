@@ -320,8 +320,20 @@ impl Library {
         cancel: &AtomicBool,
         on_progress: &mut dyn FnMut(Progress),
     ) -> Result<IndexReport> {
+        self.index_roots(None, opts, cancel, on_progress)
+    }
+
+    /// [`Library::index`] limited to some roots' scan (all when `only` is None); pending work of
+    /// every root is still done.
+    pub fn index_roots(
+        &mut self,
+        only: Option<&[i64]>,
+        opts: PipelineOptions,
+        cancel: &AtomicBool,
+        on_progress: &mut dyn FnMut(Progress),
+    ) -> Result<IndexReport> {
         self.lock_for_writing()?;
-        let scan = self.scan()?;
+        let scan = scan::scan(&mut self.catalog, only)?;
         let work = self
             .catalog
             .pending_work(self.catalog.find_model(&self.model_name())?.map(|m| m.0))?;

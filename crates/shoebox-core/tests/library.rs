@@ -9,17 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::*;
 use shoebox_core::pipeline::PipelineOptions;
 use shoebox_core::search::SearchRequest;
-use shoebox_core::{Error, Library, LibraryOptions};
-
-fn open(lib: &Path) -> Library {
-    Library::open(LibraryOptions {
-        dir: lib.to_path_buf(),
-        clip_model: clip_dir().to_string_lossy().into_owned(),
-        device: Default::default(),
-        download_progress: false,
-    })
-    .unwrap()
-}
+use shoebox_core::{Error, Library};
 
 fn index(lib: &mut Library) -> shoebox_core::library::IndexReport {
     lib.index(
@@ -68,7 +58,7 @@ fn scan_add_modify_rename_delete() {
     let tmp = tempfile::tempdir().unwrap();
     let photos = tmp.path().join("photos");
     let shapes = copy_shapes(&photos, 12);
-    let mut lib = open(&tmp.path().join("lib"));
+    let mut lib = open_library(&tmp.path().join("lib"));
     lib.add_folders(std::slice::from_ref(&photos)).unwrap();
     let r = index(&mut lib);
     assert_eq!((r.pipeline.embedded, r.pipeline.failed), (12, 0));
@@ -145,7 +135,7 @@ fn interrupted_index_resumes() {
     copy_shapes(&photos, 40);
     let libdir = tmp.path().join("lib");
     {
-        let mut lib = open(&libdir);
+        let mut lib = open_library(&libdir);
         lib.add_folders(std::slice::from_ref(&photos)).unwrap();
         let cancel = AtomicBool::new(false);
         let opts = PipelineOptions {
@@ -169,7 +159,7 @@ fn interrupted_index_resumes() {
         assert_eq!(st.photos.indexed as usize, r.pipeline.embedded);
         assert_eq!(st.photos.pending as usize, 40 - r.pipeline.embedded);
     }
-    let mut lib = open(&libdir);
+    let mut lib = open_library(&libdir);
     let done_before = lib.status(false).unwrap().photos.indexed as usize;
     let r = index(&mut lib);
     assert_eq!(
@@ -207,7 +197,7 @@ fn bad_inputs_are_recorded_and_skipped() {
         std::fs::write(photos.join(name), &jpeg).unwrap();
         std::os::unix::fs::symlink(&photos, photos.join("loop")).unwrap();
     }
-    let mut lib = open(&tmp.path().join("lib"));
+    let mut lib = open_library(&tmp.path().join("lib"));
     lib.add_folders(std::slice::from_ref(&photos)).unwrap();
     let r = index(&mut lib);
     // 3 good + the non-UTF-8 name embed; 4 bad files fail; hidden and non-image files are ignored.
@@ -286,7 +276,7 @@ fn damaged_or_missing_index_is_rebuilt_from_the_catalog() {
     let photos = tmp.path().join("photos");
     copy_shapes(&photos, 10);
     let libdir = tmp.path().join("lib");
-    let mut lib = open(&libdir);
+    let mut lib = open_library(&libdir);
     lib.add_folders(&[photos]).unwrap();
     index(&mut lib);
     let want = search(&mut lib, "a photo of a green triangle", 5);
@@ -297,11 +287,11 @@ fn damaged_or_missing_index_is_rebuilt_from_the_catalog() {
             std::fs::write(&e, b"garbage").unwrap();
         }
     }
-    let mut lib = open(&libdir);
+    let mut lib = open_library(&libdir);
     assert_eq!(search(&mut lib, "a photo of a green triangle", 5), want);
     drop(lib);
     std::fs::remove_dir_all(libdir.join("index")).unwrap();
-    let mut lib = open(&libdir);
+    let mut lib = open_library(&libdir);
     assert_eq!(search(&mut lib, "a photo of a green triangle", 5), want);
 }
 
@@ -337,9 +327,9 @@ fn newer_schema_is_refused() {
 #[test]
 fn second_writer_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut a = open(tmp.path());
+    let mut a = open_library(tmp.path());
     a.lock_for_writing().unwrap();
-    let mut b = open(tmp.path());
+    let mut b = open_library(tmp.path());
     match b.lock_for_writing() {
         Err(Error::Locked(msg)) => assert!(msg.contains("another Shoebox process")),
         other => panic!("expected Locked, got {other:?}"),

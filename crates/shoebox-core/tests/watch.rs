@@ -14,17 +14,6 @@ use common::*;
 use shoebox_core::catalog::Catalog;
 use shoebox_core::pipeline::PipelineOptions;
 use shoebox_core::watch::{WatchEvent, WatchOptions};
-use shoebox_core::{Library, LibraryOptions};
-
-fn open(lib: &Path) -> Library {
-    Library::open(LibraryOptions {
-        dir: lib.to_path_buf(),
-        clip_model: clip_dir().to_string_lossy().into_owned(),
-        device: Default::default(),
-        download_progress: false,
-    })
-    .unwrap()
-}
 
 struct Watching {
     cancel: Arc<AtomicBool>,
@@ -37,7 +26,7 @@ fn start(libdir: &Path) -> Watching {
     let embedded = Arc::new(AtomicUsize::new(0));
     let (c, e, dir) = (cancel.clone(), embedded.clone(), libdir.to_path_buf());
     let handle = std::thread::spawn(move || {
-        let mut lib = open(&dir);
+        let mut lib = open_library(&dir);
         let opts = WatchOptions {
             debounce: Duration::from_millis(300),
             poll_interval: Duration::from_secs(1),
@@ -118,6 +107,17 @@ fn hashes(state: &BTreeMap<PathBuf, (Vec<u8>, Vec<f32>)>) -> BTreeMap<PathBuf, V
         .collect()
 }
 
+/// A library over `root`, watched; returns once the first reconciliation is done.
+fn watched_library(tmp: &Path, root: &Path) -> (PathBuf, Watching) {
+    let libdir = tmp.join("lib");
+    open_library(&libdir)
+        .add_folders(&[root.to_path_buf()])
+        .unwrap();
+    let w = start(&libdir);
+    settle(&libdir, root);
+    (libdir, w)
+}
+
 /// Wait until the catalog holds exactly what is on disk.
 fn settle(libdir: &Path, root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, Vec<f32>)> {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -176,12 +176,7 @@ fn random_operations_end_like_a_fresh_scan() {
         std::fs::copy(src, root.join(&rel)).unwrap();
         files.push(rel);
     }
-    let libdir = tmp.path().join("lib");
-    open(&libdir)
-        .add_folders(std::slice::from_ref(&root))
-        .unwrap();
-    let w = start(&libdir);
-    settle(&libdir, &root);
+    let (libdir, w) = watched_library(tmp.path(), &root);
 
     let mut ops = BTreeMap::<&str, usize>::new();
     for i in 0..320 {
@@ -229,7 +224,7 @@ fn random_operations_end_like_a_fresh_scan() {
 
     // A fresh library over the same folder says the same — with the same vectors.
     let fresh_dir = tmp.path().join("fresh");
-    let mut fresh = open(&fresh_dir);
+    let mut fresh = open_library(&fresh_dir);
     fresh.add_folders(std::slice::from_ref(&root)).unwrap();
     fresh
         .index(
@@ -260,12 +255,7 @@ fn renames_and_moves_do_not_re_embed_and_startup_reconciles() {
         )
         .unwrap();
     }
-    let libdir = tmp.path().join("lib");
-    open(&libdir)
-        .add_folders(std::slice::from_ref(&root))
-        .unwrap();
-    let w = start(&libdir);
-    settle(&libdir, &root);
+    let (libdir, w) = watched_library(tmp.path(), &root);
     let before = w.embedded.load(Ordering::SeqCst);
     assert_eq!(before, 10);
     for i in 0..5 {
@@ -307,7 +297,11 @@ fn renames_and_moves_do_not_re_embed_and_startup_reconciles() {
         .collect();
     std::fs::remove_file(root.join(&old[0])).unwrap();
     let ext = old[1].extension().unwrap().to_string_lossy().into_owned();
-    std::fs::rename(root.join(&old[1]), root.join(format!("offline-rename.{ext}"))).unwrap();
+    std::fs::rename(
+        root.join(&old[1]),
+        root.join(format!("offline-rename.{ext}")),
+    )
+    .unwrap();
     let w = start(&libdir);
     let state = settle(&libdir, &root);
     assert_eq!(state.len(), 11);

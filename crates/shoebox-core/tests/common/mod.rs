@@ -1,10 +1,11 @@
 //! Shared helpers for the engine's integration tests: fixture paths and the tiny CLIP model.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use shoebox_core::models::clip::{Clip, CLIP_FILES};
 use shoebox_core::models::hub;
+use shoebox_core::{Library, LibraryOptions};
 
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
@@ -17,6 +18,17 @@ pub fn clip_dir() -> PathBuf {
 pub fn load_clip() -> Clip {
     let dir = hub::resolve(clip_dir().to_str().unwrap(), CLIP_FILES, false).unwrap();
     Clip::load(&dir, &candle_core::Device::Cpu).unwrap()
+}
+
+/// A library at `dir` using the tiny fixture CLIP model.
+pub fn open_library(dir: &Path) -> Library {
+    Library::open(LibraryOptions {
+        dir: dir.to_path_buf(),
+        clip_model: clip_dir().to_string_lossy().into_owned(),
+        device: Default::default(),
+        download_progress: false,
+    })
+    .unwrap()
 }
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {

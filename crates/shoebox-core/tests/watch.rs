@@ -312,3 +312,49 @@ fn renames_and_moves_do_not_re_embed_and_startup_reconciles() {
     );
     w.stop();
 }
+
+#[test]
+fn bad_files_appearing_under_the_watcher_are_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("photos");
+    std::fs::create_dir_all(&root).unwrap();
+    let jpeg = std::fs::read(&labels()[0].0).unwrap();
+    let (libdir, w) = watched_library(tmp.path(), &root);
+    std::fs::write(root.join("zero.jpg"), b"").unwrap();
+    std::fs::write(root.join("notes.jpg"), b"plain text with a .jpg name").unwrap();
+    std::fs::write(root.join("bomb.png"), huge_png()).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&root, root.join("loop")).unwrap();
+    // A JPEG written slowly: it must end up indexed once complete.
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(root.join("slow.jpg")).unwrap();
+        for chunk in jpeg.chunks(jpeg.len() / 4 + 1) {
+            f.write_all(chunk).unwrap();
+            f.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = open_library(&libdir).status(true).unwrap();
+        let failures = st.failures.clone().unwrap();
+        let failed = |n: &str| failures.iter().any(|f| f.path.ends_with(n));
+        if st.photos.indexed == 1
+            && st.photos.failed == 3
+            && ["zero.jpg", "notes.jpg", "bomb.png"]
+                .iter()
+                .all(|n| failed(n))
+        {
+            #[cfg(unix)]
+            assert!(failed("loop"), "{failures:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "watcher did not record the bad files: {st:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    w.stop();
+}

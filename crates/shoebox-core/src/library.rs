@@ -324,8 +324,22 @@ impl Library {
     }
 
     /// [`Library::index`] limited to some roots' scan (all when `only` is None); pending work of
-    /// every root is still done.
+    /// every root is still done. Saves the index when it changed.
     pub fn index_roots(
+        &mut self,
+        only: Option<&[i64]>,
+        opts: PipelineOptions,
+        cancel: &AtomicBool,
+        on_progress: &mut dyn FnMut(Progress),
+    ) -> Result<IndexReport> {
+        let report = self.absorb(only, opts, cancel, on_progress)?;
+        self.save_index_if_stale()?;
+        Ok(report)
+    }
+
+    /// Scan and embed without saving the index (the watcher saves it now and then: the catalog is
+    /// the truth, and a later open catches the index up from it).
+    pub(crate) fn absorb(
         &mut self,
         only: Option<&[i64]>,
         opts: PipelineOptions,
@@ -346,7 +360,7 @@ impl Library {
             let id = self.catalog.model_id(clip.name(), "clip", clip.dim())?;
             (id, clip.dim())
         };
-        let repaired = self.ensure_index(model_id, dim)?;
+        self.ensure_index(model_id, dim)?;
         if !work.is_empty() {
             let clip = self.clip.get().expect("loaded by ensure_index");
             let index = self.index.as_mut().expect("ensured");
@@ -357,11 +371,15 @@ impl Library {
             };
             report.pipeline = pipeline::run(sink, clip, work, opts, cancel, on_progress)?;
         }
-        let manifest_stale = self.index_status()?.map(|s| !s.fresh).unwrap_or(true);
-        if repaired || !work_is_empty(&report) || manifest_stale {
+        Ok(report)
+    }
+
+    /// Save the in-memory index when the saved one is missing or behind the catalog.
+    pub(crate) fn save_index_if_stale(&self) -> Result<()> {
+        if self.index_status()?.map(|s| !s.fresh).unwrap_or(true) {
             self.save_index()?;
         }
-        Ok(report)
+        Ok(())
     }
 
     fn index_status(&self) -> Result<Option<IndexStatus>> {
@@ -592,8 +610,4 @@ impl Library {
         Clip::load(&dir, &candle_core::Device::Cpu)?;
         Ok(dir.dir)
     }
-}
-
-fn work_is_empty(r: &IndexReport) -> bool {
-    r.pipeline.embedded + r.pipeline.failed == 0
 }

@@ -52,6 +52,9 @@ pub enum WatchEvent {
     Indexed(IndexReport),
 }
 
+/// How often a running watcher saves the index when it changed.
+const SAVE_EVERY: Duration = Duration::from_secs(60);
+
 type NativeDebouncer = Debouncer<RecommendedWatcher, RecommendedCache>;
 type PollDebouncer = Debouncer<PollWatcher, RecommendedCache>;
 
@@ -167,6 +170,7 @@ impl Library {
         });
         let libdir = std::fs::canonicalize(self.dir()).unwrap_or_else(|_| self.dir().to_path_buf());
         let mut last_check = Instant::now();
+        let mut last_save = Instant::now();
         while !cancel.load(Ordering::Relaxed) {
             let mut dirty: BTreeSet<i64> = BTreeSet::new();
             match rx.recv_timeout(Duration::from_millis(200)) {
@@ -230,10 +234,15 @@ impl Library {
             }
             if !dirty.is_empty() {
                 let only: Vec<i64> = dirty.into_iter().collect();
-                let report = self.index_roots(Some(&only), opts.pipeline, cancel, &mut |_| {})?;
+                let report = self.absorb(Some(&only), opts.pipeline, cancel, &mut |_| {})?;
                 on_event(WatchEvent::Indexed(report));
             }
+            // Writing the whole index after every new photo would cost more than embedding it.
+            if last_save.elapsed() >= SAVE_EVERY {
+                self.save_index_if_stale()?;
+                last_save = Instant::now();
+            }
         }
-        Ok(())
+        self.save_index_if_stale()
     }
 }

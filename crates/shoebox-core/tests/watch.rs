@@ -358,3 +358,34 @@ fn bad_files_appearing_under_the_watcher_are_recorded() {
     }
     w.stop();
 }
+
+#[test]
+fn a_burst_of_ten_thousand_new_files_is_absorbed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("photos");
+    std::fs::create_dir_all(&root).unwrap();
+    let (libdir, w) = watched_library(tmp.path(), &root);
+    // 10,000 distinct small PNGs written straight into the watched folder (tens of thousands of
+    // events: enough to overflow a default inotify queue, which must end in a rescan, not a loss).
+    for i in 0..10_000u32 {
+        let dir = root.join(format!("d{}", i / 1000));
+        if i % 1000 == 0 {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        let img = image::RgbImage::from_fn(16, 16, |x, y| {
+            image::Rgb([(i % 256) as u8, (i / 256) as u8, ((x + y) * 8) as u8])
+        });
+        img.save(dir.join(format!("{i}.png"))).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let st = open_library(&libdir).status(false).unwrap();
+        if st.photos.indexed == 10_000 {
+            assert_eq!((st.photos.pending, st.photos.failed), (0, 0));
+            break;
+        }
+        assert!(Instant::now() < deadline, "not absorbed: {:?}", st.photos);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    w.stop();
+}

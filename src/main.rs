@@ -608,6 +608,20 @@ fn print_status(st: &Status) {
             " (out of date: it is repaired on the next search or index)"
         }
     );
+    if let Some(w) = &st.watch {
+        let how = if w.polled > 0 {
+            format!("{} folders natively, {} by polling", w.native, w.polled)
+        } else {
+            format!("{} folders", w.native)
+        };
+        println!(
+            "watch:   running (pid {}), {how}, {} rescans",
+            w.pid, w.rescans
+        );
+        if let Some(r) = &w.last_rescan {
+            println!("         last rescan: {r}");
+        }
+    }
     if let Some(fails) = &st.failures {
         if fails.is_empty() {
             println!("failures: none");

@@ -45,6 +45,9 @@ pub struct Status {
     pub index: IndexStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+    /// Present while a `watch` runs on this library.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<crate::watch::WatchState>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,6 +136,24 @@ impl Library {
         }
         self._lock = Some(f);
         Ok(())
+    }
+
+    /// Whether some process (maybe this one) holds the writer lock.
+    pub fn writer_active(&self) -> bool {
+        if self._lock.is_some() {
+            return true;
+        }
+        let Ok(f) = std::fs::File::open(self.opts.dir.join("writer.lock")) else {
+            return false;
+        };
+        !matches!(f.try_lock_exclusive(), Ok(true))
+    }
+
+    /// The running watcher's state, if a watcher runs (a state file left by a dead one is ignored).
+    pub fn watch_state(&self) -> Option<crate::watch::WatchState> {
+        let text = std::fs::read_to_string(crate::watch::state_path(&self.opts.dir)).ok()?;
+        let st = serde_json::from_str(&text).ok()?;
+        self.writer_active().then_some(st)
     }
 
     pub fn dir(&self) -> &Path {
@@ -445,6 +466,7 @@ impl Library {
             },
             index,
             failures,
+            watch: self.watch_state(),
         })
     }
 

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use notify::{PollWatcher, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{new_debouncer_opt, DebounceEventResult, Debouncer, RecommendedCache};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::library::{IndexReport, Library};
@@ -50,6 +51,33 @@ pub enum WatchEvent {
     Rescan { reason: String },
     /// Changes were absorbed.
     Indexed(IndexReport),
+}
+
+/// What a running watcher tells `status` (written to `watch.json` in the library folder).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WatchState {
+    pub pid: u32,
+    /// Unix seconds.
+    pub since: u64,
+    /// Folders watched with native events, and by polling.
+    pub native: usize,
+    pub polled: usize,
+    /// Rescans forced by untrustworthy events, and the last reason.
+    pub rescans: u64,
+    pub last_rescan: Option<String>,
+}
+
+/// The state file of a library's watcher.
+pub fn state_path(libdir: &std::path::Path) -> PathBuf {
+    libdir.join("watch.json")
+}
+
+fn write_state(libdir: &std::path::Path, st: &WatchState) -> Result<()> {
+    let mut tmp = tempfile::NamedTempFile::new_in(libdir).map_err(|e| Error::io(libdir, e))?;
+    serde_json::to_writer(&mut tmp, st).map_err(|e| Error::Invalid(e.to_string()))?;
+    tmp.persist(state_path(libdir))
+        .map_err(|e| Error::io(libdir, e.error))?;
+    Ok(())
 }
 
 /// How often a running watcher saves the index when it changed.
@@ -148,6 +176,44 @@ impl Library {
         on_event: &mut dyn FnMut(WatchEvent),
     ) -> Result<()> {
         self.lock_for_writing()?;
+        let libdir = self.dir().to_path_buf();
+        let mut state = WatchState {
+            pid: std::process::id(),
+            since: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            ..Default::default()
+        };
+        let result = self.watch_loop(opts, cancel, &mut |ev| {
+            match &ev {
+                WatchEvent::Watching { native, polled } => {
+                    state.native = *native;
+                    state.polled = *polled;
+                }
+                WatchEvent::Rescan { reason } => {
+                    state.rescans += 1;
+                    state.last_rescan = Some(reason.clone());
+                }
+                WatchEvent::Indexed(_) => {}
+            }
+            if !matches!(ev, WatchEvent::Indexed(_)) {
+                if let Err(e) = write_state(&libdir, &state) {
+                    log::warn!("cannot record the watcher's state: {e}");
+                }
+            }
+            on_event(ev)
+        });
+        let _ = std::fs::remove_file(state_path(&libdir));
+        result
+    }
+
+    fn watch_loop(
+        &mut self,
+        opts: WatchOptions,
+        cancel: &AtomicBool,
+        on_event: &mut dyn FnMut(WatchEvent),
+    ) -> Result<()> {
         let report = self.index(opts.pipeline, cancel, &mut |_| {})?;
         on_event(WatchEvent::Indexed(report));
 

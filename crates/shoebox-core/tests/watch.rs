@@ -258,6 +258,13 @@ fn renames_and_moves_do_not_re_embed_and_startup_reconciles() {
     let (libdir, w) = watched_library(tmp.path(), &root);
     let before = w.embedded.load(Ordering::SeqCst);
     assert_eq!(before, 10);
+    // status says a watcher runs, natively.
+    let ws = open_library(&libdir)
+        .status(false)
+        .unwrap()
+        .watch
+        .expect("watch state");
+    assert_eq!((ws.native, ws.polled), (1, 0));
     for i in 0..5 {
         let from = std::fs::read_dir(&root)
             .unwrap()
@@ -382,6 +389,11 @@ fn a_burst_of_ten_thousand_new_files_is_absorbed() {
         let st = open_library(&libdir).status(false).unwrap();
         if st.photos.indexed == 10_000 {
             assert_eq!((st.photos.pending, st.photos.failed), (0, 0));
+            let ws = st.watch.expect("watch state while watching");
+            eprintln!(
+                "rescans during the burst: {} (last: {:?})",
+                ws.rescans, ws.last_rescan
+            );
             break;
         }
         assert!(Instant::now() < deadline, "not absorbed: {:?}", st.photos);

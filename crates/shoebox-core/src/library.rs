@@ -341,25 +341,14 @@ impl Library {
         cancel: &AtomicBool,
         on_progress: &mut dyn FnMut(Progress),
     ) -> Result<IndexReport> {
-        self.index_roots(None, opts, cancel, on_progress)
-    }
-
-    /// [`Library::index`] limited to some roots' scan (all when `only` is None); pending work of
-    /// every root is still done. Saves the index when it changed.
-    pub fn index_roots(
-        &mut self,
-        only: Option<&[i64]>,
-        opts: PipelineOptions,
-        cancel: &AtomicBool,
-        on_progress: &mut dyn FnMut(Progress),
-    ) -> Result<IndexReport> {
-        let report = self.absorb(only, opts, cancel, on_progress)?;
+        let report = self.absorb(None, opts, cancel, on_progress)?;
         self.save_index_if_stale()?;
         Ok(report)
     }
 
-    /// Scan and embed without saving the index (the watcher saves it now and then: the catalog is
-    /// the truth, and a later open catches the index up from it).
+    /// Scan some roots (all when `only` is None) and embed every pending photo, without saving the
+    /// index (the watcher saves it now and then: the catalog is the truth, and a later open catches
+    /// the index up from it).
     pub(crate) fn absorb(
         &mut self,
         only: Option<&[i64]>,

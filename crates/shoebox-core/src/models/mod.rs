@@ -1,10 +1,14 @@
 //! Models: where their files come from (hub or local folder), checked weight loading,
-//! image preprocessing, and the model implementations (CLIP).
+//! image preprocessing, generation, and the model implementations (CLIP, BLIP, ViT-GPT2).
 
+pub mod blip;
+pub mod caption;
 pub mod checked;
 pub mod clip;
+pub mod generate;
 pub mod hub;
 pub mod preprocess;
+pub mod vitgpt2;
 
 use candle_core::Device;
 

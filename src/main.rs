@@ -9,8 +9,10 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use shoebox_core::captions::{self, CaptionProgress};
 use shoebox_core::classify;
 use shoebox_core::library::{display_path, Status};
+use shoebox_core::models::caption::{CaptionOptions, DEFAULT_CAPTION_MODEL};
 use shoebox_core::models::clip::DEFAULT_CLIP_MODEL;
 use shoebox_core::models::DeviceChoice;
 use shoebox_core::pipeline::{PipelineOptions, Progress};
@@ -29,6 +31,10 @@ struct Cli {
     #[arg(long, global = true, env = "SHOEBOX_CLIP_MODEL", value_name = "ID_OR_DIR",
           default_value = DEFAULT_CLIP_MODEL)]
     clip_model: String,
+    /// Captioning model (BLIP or ViT-GPT2): a Hugging Face hub id or a local model folder
+    #[arg(long, global = true, env = "SHOEBOX_CAPTION_MODEL", value_name = "ID_OR_DIR",
+          default_value = DEFAULT_CAPTION_MODEL)]
+    caption_model: String,
     /// Compute device
     #[arg(long, global = true, value_enum, default_value_t = Device::Auto)]
     device: Device,
@@ -70,6 +76,22 @@ enum Command {
         /// Decode threads
         #[arg(long, default_value_t = PipelineOptions::default().decode_threads, hide = true)]
         decode_threads: usize,
+        /// Then caption every photo that lacks a caption (slow on CPU: seconds per photo)
+        #[arg(long)]
+        captions: bool,
+        #[command(flatten)]
+        caption: CaptionArgs,
+    },
+    /// Write a caption for image files (in the library or not)
+    #[command(arg_required_else_help = true)]
+    Caption {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        caption: CaptionArgs,
+        /// Print one JSON array
+        #[arg(long)]
+        json: bool,
     },
     /// Keep the index current while running: new, changed, moved and deleted photos are absorbed
     /// within seconds (Ctrl-C stops cleanly)
@@ -136,6 +158,26 @@ struct SearchArgs {
     json: bool,
 }
 
+#[derive(Args, Debug, Clone, Copy)]
+struct CaptionArgs {
+    /// Beam search width (1 = greedy, the fastest)
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    beams: usize,
+    /// Longest caption, in tokens
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    max_tokens: usize,
+}
+
+impl CaptionArgs {
+    fn options(self) -> CaptionOptions {
+        CaptionOptions {
+            beams: self.beams.max(1),
+            max_tokens: self.max_tokens.max(1),
+            ..CaptionOptions::default()
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 struct ClassifyArgs {
     /// Image files or folders
@@ -191,17 +233,21 @@ fn library_dir(cli: &Cli) -> Result<PathBuf> {
     }
 }
 
-fn open(cli: &Cli) -> Result<Library> {
-    let device = match cli.device {
+fn device(cli: &Cli) -> DeviceChoice {
+    match cli.device {
         Device::Auto => DeviceChoice::Auto,
         Device::Cpu => DeviceChoice::Cpu,
         Device::Cuda => DeviceChoice::Cuda,
         Device::Metal => DeviceChoice::Metal,
-    };
+    }
+}
+
+fn open(cli: &Cli) -> Result<Library> {
     Ok(Library::open(LibraryOptions {
         dir: library_dir(cli)?,
         clip_model: cli.clip_model.clone(),
-        device,
+        caption_model: cli.caption_model.clone(),
+        device: device(cli),
         download_progress: !cli.quiet,
     })?)
 }
@@ -257,7 +303,21 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Index {
             batch_size,
             decode_threads,
-        } => index(cli, *batch_size, *decode_threads)?,
+            captions,
+            caption,
+        } => {
+            let mut lib = open(cli)?;
+            let cancel = cancel_on_ctrl_c()?;
+            index(cli, &mut lib, &cancel, *batch_size, *decode_threads)?;
+            if *captions && !cancel.load(Ordering::SeqCst) {
+                caption_library(cli, &mut lib, &cancel, caption.options())?;
+            }
+        }
+        Command::Caption {
+            files,
+            caption,
+            json,
+        } => caption_files(cli, files, caption.options(), *json)?,
         Command::Status { json, failed } => {
             let lib = open(cli)?;
             let st = lib.status(*failed)?;
@@ -334,15 +394,19 @@ fn watch(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-fn index(cli: &Cli, batch_size: usize, decode_threads: usize) -> Result<()> {
-    let mut lib = open(cli)?;
-    let cancel = cancel_on_ctrl_c()?;
+fn index(
+    cli: &Cli,
+    lib: &mut Library,
+    cancel: &AtomicBool,
+    batch_size: usize,
+    decode_threads: usize,
+) -> Result<()> {
     let bar = progress_bar(cli, "indexing");
     let opts = PipelineOptions {
         batch_size,
         decode_threads,
     };
-    let report = lib.index(opts, &cancel, &mut |p| show_progress(&bar, p))?;
+    let report = lib.index(opts, cancel, &mut |p| show_progress(&bar, p))?;
     bar.finish_and_clear();
     let s = report.scan;
     let p = report.pipeline;
@@ -370,6 +434,74 @@ fn index(cli: &Cli, batch_size: usize, decode_threads: usize) -> Result<()> {
         if p.failed > 0 || s.issues > 0 {
             println!("see `shoebox status --failed` for what failed and why");
         }
+    }
+    Ok(())
+}
+
+fn caption_library(
+    cli: &Cli,
+    lib: &mut Library,
+    cancel: &AtomicBool,
+    opts: CaptionOptions,
+) -> Result<()> {
+    lib.captioner()?;
+    let bar = progress_bar(cli, "captioning");
+    let r = lib.caption_library(&opts, cancel, &mut |p: CaptionProgress| {
+        show_progress(
+            &bar,
+            Progress {
+                total: p.total,
+                done: p.done,
+                embedded: p.captioned,
+                failed: p.failed,
+            },
+        )
+    })?;
+    bar.finish_and_clear();
+    if !cli.quiet {
+        let per = if r.captioned > 0 {
+            r.seconds / r.captioned as f64
+        } else {
+            0.0
+        };
+        println!(
+            "captioned {} photos, {} skipped, in {:.1}s ({per:.2} s/photo){}",
+            r.captioned,
+            r.failed,
+            r.seconds,
+            if r.interrupted {
+                " — interrupted; run `shoebox index --captions` again to resume"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+fn caption_files(cli: &Cli, files: &[PathBuf], opts: CaptionOptions, json: bool) -> Result<()> {
+    let cap = captions::load_captioner(&cli.caption_model, device(cli), !cli.quiet)?;
+    let mut out = Vec::new();
+    let mut failed = 0;
+    for f in files {
+        match captions::caption_file(&cap, f, &opts) {
+            Ok(c) => {
+                if !json {
+                    println!("{}\t{}", c.path, c.caption);
+                }
+                out.push(c);
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string(&out)?);
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} files could not be captioned", files.len());
     }
     Ok(())
 }
@@ -596,8 +728,8 @@ fn print_status(st: &Status) {
         }
     }
     println!(
-        "photos:  {} indexed, {} pending, {} failed",
-        st.photos.indexed, st.photos.pending, st.photos.failed
+        "photos:  {} indexed, {} pending, {} failed, {} captioned",
+        st.photos.indexed, st.photos.pending, st.photos.failed, st.photos.captioned
     );
     println!(
         "index:   {} vectors{}",

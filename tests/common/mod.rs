@@ -17,6 +17,7 @@ pub fn shoebox_cmd(lib: &Path) -> Command {
     c.arg("--library")
         .arg(lib)
         .env("SHOEBOX_CLIP_MODEL", fixtures().join("models/clip-dev"))
+        .env("SHOEBOX_CAPTION_MODEL", fixtures().join("models/blip-dev"))
         .env("HF_HUB_OFFLINE", "1")
         .env_remove("SHOEBOX_LIBRARY");
     c
@@ -40,4 +41,23 @@ pub fn ok(out: Output) -> String {
 
 pub fn json(out: Output) -> Value {
     serde_json::from_str(&ok(out)).expect("valid JSON")
+}
+
+/// A folder of copies of the first `n` shape images (sorted by name), with their labels.
+pub fn shape_photos(dir: &Path, n: usize) -> Vec<(PathBuf, String, String)> {
+    std::fs::create_dir_all(dir).unwrap();
+    let labels = std::fs::read_to_string(fixtures().join("data/dev/labels.jsonl")).unwrap();
+    let mut out = Vec::new();
+    for line in labels.lines().take(n) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let name = v["file"].as_str().unwrap();
+        let to = dir.join(name);
+        std::fs::copy(fixtures().join("data/dev").join(name), &to).unwrap();
+        out.push((
+            to,
+            v["color"].as_str().unwrap().to_string(),
+            v["shape"].as_str().unwrap().to_string(),
+        ));
+    }
+    out
 }

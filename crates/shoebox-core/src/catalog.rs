@@ -11,7 +11,10 @@ use rusqlite_migration::{Migrations, M};
 
 use crate::error::{Error, Result};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/0001_initial.sql"),
+    include_str!("../../../migrations/0002_captions.sql"),
+];
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
@@ -391,6 +394,68 @@ impl Catalog {
         record_in(&tx, model_id, outcomes)?;
         tx.commit()?;
         Ok(())
+    }
+
+    // ---- captions ----
+
+    /// Indexed photos (status ok) that lack a caption from `model_id`, in id order.
+    pub fn caption_work(&self, model_id: i64) -> Result<Vec<WorkItem>> {
+        let mut st = self.conn.prepare(
+            "SELECT p.id, r.path, p.rel_path FROM photos p JOIN roots r ON r.id = p.root_id \
+             WHERE p.status = 'ok' AND NOT EXISTS \
+               (SELECT 1 FROM captions c WHERE c.photo_id = p.id AND c.model_id = ?1) \
+             ORDER BY p.id",
+        )?;
+        let rows = st.query_map([model_id], |r| {
+            Ok(WorkItem {
+                id: r.get(0)?,
+                path: bytes_to_path(r.get(1)?).join(bytes_to_path(r.get(2)?)),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Store a photo's caption (a photo deleted meanwhile is skipped). Returns whether it was stored.
+    pub fn set_caption(&self, photo_id: i64, model_id: i64, text: &str) -> Result<bool> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let n = self.conn.execute(
+            "INSERT OR REPLACE INTO captions (photo_id, model_id, text, created_at) \
+             SELECT id, ?2, ?3, ?4 FROM photos WHERE id = ?1",
+            params![photo_id, model_id, text, now],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Captions of the given photos: from `model_id` when it has one, else the newest from any model.
+    pub fn captions(&self, ids: &[i64], model_id: Option<i64>) -> Result<HashMap<i64, String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT text FROM captions WHERE photo_id = ?1 \
+             ORDER BY (model_id = ?2) DESC, created_at DESC LIMIT 1",
+        )?;
+        let mut out = HashMap::new();
+        for id in ids {
+            if let Some(t) = st
+                .query_row(params![id, model_id.unwrap_or(-1)], |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional()?
+            {
+                out.insert(*id, t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many photos have a caption from `model_id`.
+    pub fn caption_count(&self, model_id: i64) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM captions WHERE model_id = ?1",
+            [model_id],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
     }
 
     // ---- index ----

@@ -17,6 +17,7 @@ use crate::catalog::Catalog;
 use crate::decode::decode_file;
 use crate::error::{Error, Result};
 use crate::index::VectorIndex;
+use crate::models::caption::Captioner;
 use crate::models::clip::{normalize, Clip, CLIP_FILES};
 use crate::models::{hub, DeviceChoice};
 use crate::pipeline::{self, PipelineOptions, PipelineReport, Progress};
@@ -30,6 +31,8 @@ pub struct LibraryOptions {
     pub dir: PathBuf,
     /// CLIP model: hub id or local folder.
     pub clip_model: String,
+    /// Captioning model (BLIP or ViT-GPT2): hub id or local folder.
+    pub caption_model: String,
     pub device: DeviceChoice,
     /// Show download progress bars (hf-hub) on stderr.
     pub download_progress: bool,
@@ -61,6 +64,8 @@ pub struct PhotoCounts {
     pub indexed: u64,
     pub pending: u64,
     pub failed: u64,
+    /// Photos with a caption from the configured captioning model.
+    pub captioned: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,9 +89,10 @@ pub struct IndexReport {
 
 /// An open library.
 pub struct Library {
-    opts: LibraryOptions,
-    catalog: Catalog,
+    pub(crate) opts: LibraryOptions,
+    pub(crate) catalog: Catalog,
     clip: OnceLock<Clip>,
+    pub(crate) captioner: OnceLock<Captioner>,
     index: Option<VectorIndex>,
     _lock: Option<std::fs::File>,
 }
@@ -105,6 +111,7 @@ impl Library {
             opts,
             catalog,
             clip: OnceLock::new(),
+            captioner: OnceLock::new(),
             index: None,
             _lock: None,
         })
@@ -167,6 +174,11 @@ impl Library {
     /// The catalog name of the configured CLIP model (no download).
     pub fn model_name(&self) -> String {
         hub::model_name(&self.opts.clip_model)
+    }
+
+    /// The catalog name of the configured captioning model (no download).
+    pub fn caption_model_name(&self) -> String {
+        hub::model_name(&self.opts.caption_model)
     }
 
     /// The CLIP model, loaded (and fetched if needed) on first use.
@@ -452,6 +464,10 @@ impl Library {
                 indexed: counts.indexed,
                 pending: counts.total.saturating_sub(counts.indexed + counts.failed),
                 failed: counts.failed,
+                captioned: match self.catalog.find_model(&self.caption_model_name())? {
+                    Some((id, _)) => self.catalog.caption_count(id)?,
+                    None => 0,
+                },
             },
             index,
             failures,
@@ -587,6 +603,7 @@ impl Library {
                         width: p.width,
                         height: p.height,
                         taken_at: p.taken_at.clone(),
+                        caption: None,
                         photo_id: id,
                     },
                     search::photo_date(p),
@@ -596,11 +613,18 @@ impl Library {
         if req.sort == SortBy::Date {
             hits.sort_by(|a, b| b.1.cmp(&a.1));
         }
+        let ids: Vec<i64> = hits.iter().map(|h| h.0.photo_id).collect();
+        let caption_model = self
+            .catalog
+            .find_model(&self.caption_model_name())?
+            .map(|m| m.0);
+        let mut captions = self.catalog.captions(&ids, caption_model)?;
         let results = hits
             .into_iter()
             .enumerate()
             .map(|(i, (mut h, _))| {
                 h.rank = i + 1;
+                h.caption = captions.remove(&h.photo_id);
                 h
             })
             .collect();

@@ -204,6 +204,8 @@ pub struct SearchHit {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub taken_at: Option<String>,
+    /// The photo's caption, when the library has captioned it.
+    pub caption: Option<String>,
     #[serde(skip)]
     pub photo_id: i64,
 }

@@ -62,12 +62,20 @@ fn check_greedy(name: &str, greedy_key: Option<&str>) -> usize {
         let t = px[key].to_dtype(candle_core::DType::F32).unwrap();
         let flat: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
         let got = cap.caption_pixels(&[flat], &greedy()).unwrap().remove(0);
-        assert_eq!(got.tokens, ids(&want["token_ids"]), "{name} {key} token ids");
+        assert_eq!(
+            got.tokens,
+            ids(&want["token_ids"]),
+            "{name} {key} token ids"
+        );
         assert_eq!(got.text, want["caption"].as_str().unwrap(), "{name} {key}");
         // Through the file: our decoding and preprocessing must give the same caption.
         let file = fixtures().join("data").join(img["file"].as_str().unwrap());
         let from_file = cap.caption_file(&file, &greedy()).unwrap();
-        assert_eq!(from_file.text, want["caption"].as_str().unwrap(), "{name} {file:?}");
+        assert_eq!(
+            from_file.text,
+            want["caption"].as_str().unwrap(),
+            "{name} {file:?}"
+        );
         n += 1;
     }
     n
@@ -89,7 +97,11 @@ fn blip_vision_encoder_matches_transformers() {
         let enc = cap.encode(&[flat]).unwrap();
         let cls: Vec<f32> = enc.get(0).unwrap().get(0).unwrap().to_vec1().unwrap();
         let want = floats(&img["vision_last_hidden_state_cls"]);
-        assert!(cosine(&cls, &want) > 0.9999, "{key}: {}", cosine(&cls, &want));
+        assert!(
+            cosine(&cls, &want) > 0.9999,
+            "{key}: {}",
+            cosine(&cls, &want)
+        );
     }
 }
 
@@ -165,7 +177,10 @@ fn shape_images_are_captioned_with_their_color_and_shape() {
             }
         }
         let rate = right as f64 / data.len() as f64;
-        println!("{name}: {right}/{} captions name color and shape", data.len());
+        println!(
+            "{name}: {right}/{} captions name color and shape",
+            data.len()
+        );
         assert!(rate >= 0.95, "{name}: {rate} — {wrong:?}");
     }
 }
@@ -189,17 +204,18 @@ fn a_corrupt_image_is_a_clear_error_and_the_next_one_still_works() {
             other => panic!("{f:?}: expected a decode error, got {other:?}"),
         }
     }
-    assert_eq!(cap.caption_file(&good, &greedy()).unwrap().text, "a red circle");
+    assert_eq!(
+        cap.caption_file(&good, &greedy()).unwrap().text,
+        "a red circle"
+    );
 }
 
 #[test]
 fn a_folder_that_is_not_a_captioner_is_refused_clearly() {
-    let dir = hub::resolve(
-        common::clip_dir().to_str().unwrap(),
-        CAPTION_FILES,
-        false,
-    )
-    .unwrap();
-    let err = Captioner::load(&dir, &Device::Cpu).err().unwrap().to_string();
+    let dir = hub::resolve(common::clip_dir().to_str().unwrap(), CAPTION_FILES, false).unwrap();
+    let err = Captioner::load(&dir, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("model_type"), "{err}");
 }

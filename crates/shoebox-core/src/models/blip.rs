@@ -192,7 +192,11 @@ impl BlipVision {
     /// `pixels` `[b, 3, size, size]` → last hidden state `[b, tokens, hidden]`.
     pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
         let b = pixels.dim(0)?;
-        let x = self.patch.forward(pixels)?.flatten_from(2)?.transpose(1, 2)?;
+        let x = self
+            .patch
+            .forward(pixels)?
+            .flatten_from(2)?
+            .transpose(1, 2)?;
         let d = x.dim(D::Minus1)?;
         let cls = self.class_embedding.broadcast_as((b, 1, d))?;
         let mut x = Tensor::cat(&[&cls, &x], 1)?.broadcast_add(&self.position_embedding)?;
@@ -248,12 +252,18 @@ pub struct BlipTextDecoder {
 impl BlipTextDecoder {
     /// `vb` at `text_decoder`. `tied_head`: the checkpoint lacks `cls.predictions.decoder.weight`
     /// (it is tied to the word embeddings).
-    pub fn new(cfg: &TextConfig, enc_hidden: usize, tied_head: bool, vb: VarBuilder) -> candle_core::Result<Self> {
+    pub fn new(
+        cfg: &TextConfig,
+        enc_hidden: usize,
+        tied_head: bool,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
         let d = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;
         let e = vb.pp("bert.embeddings");
         let word = candle_nn::embedding(cfg.vocab_size, d, e.pp("word_embeddings"))?;
-        let position = candle_nn::embedding(cfg.max_position_embeddings, d, e.pp("position_embeddings"))?;
+        let position =
+            candle_nn::embedding(cfg.max_position_embeddings, d, e.pp("position_embeddings"))?;
         let ln = layer_norm(d, eps, e.pp("LayerNorm"))?;
         let mut layers = Vec::new();
         for i in 0..cfg.num_hidden_layers {

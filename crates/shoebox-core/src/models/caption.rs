@@ -114,7 +114,8 @@ impl Captioner {
                     .unwrap_or(c.vision_config.hidden_size);
                 let tied = !has_tensor(&weights, "text_decoder.cls.predictions.decoder.weight")?;
                 let built = (|| {
-                    let vision = BlipVision::new(&c.vision_config, vb.builder().pp("vision_model"))?;
+                    let vision =
+                        BlipVision::new(&c.vision_config, vb.builder().pp("vision_model"))?;
                     let text = BlipTextDecoder::new(
                         &c.text_config,
                         enc_hidden,
@@ -136,7 +137,8 @@ impl Captioner {
                 let c = VitGpt2Config::parse(&cfg_text)?;
                 let built = (|| {
                     let encoder = VitEncoder::new(&c.encoder, vb.builder().pp("encoder"))?;
-                    let decoder = Gpt2Decoder::new(&c.decoder, c.encoder.hidden_size, vb.builder())?;
+                    let decoder =
+                        Gpt2Decoder::new(&c.decoder, c.encoder.hidden_size, vb.builder())?;
                     Ok(Arch::VitGpt2 { encoder, decoder })
                 })();
                 let arch = vb.finish(built)?;

@@ -53,10 +53,7 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> 
         // Stack the beams' queries along the sequence axis of one batch row.
         let q1 = q.transpose(0, 1)?.contiguous()?.reshape((1, h, b * t, d))?;
         let out = attend(&q1, k, v, scale)?;
-        return Ok(out
-            .reshape((h, b, t, d))?
-            .transpose(0, 1)?
-            .contiguous()?);
+        return Ok(out.reshape((h, b, t, d))?.transpose(0, 1)?.contiguous()?);
     }
     let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
     let probs = candle_nn::ops::softmax_last_dim(&scores)?;
@@ -78,7 +75,11 @@ pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Append this step's keys/values to a layer's self-attention cache; returns the full K, V.
-pub fn push_kv(slot: &mut Option<(Tensor, Tensor)>, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
+pub fn push_kv(
+    slot: &mut Option<(Tensor, Tensor)>,
+    k: Tensor,
+    v: Tensor,
+) -> Result<(Tensor, Tensor)> {
     let (k, v) = match slot.take() {
         None => (k, v),
         Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
@@ -159,7 +160,11 @@ struct Hyp {
     score: f32,
 }
 
-fn beam_search(dec: &dyn Decoder, state: &mut DecoderState, g: &Generation) -> Result<Vec<Sequence>> {
+fn beam_search(
+    dec: &dyn Decoder,
+    state: &mut DecoderState,
+    g: &Generation,
+) -> Result<Vec<Sequence>> {
     let nb = g.num_beams;
     let lp = g.length_penalty;
     let normalized = |sum: f32, len: usize| sum / (len.max(1) as f32).powf(lp);
@@ -167,7 +172,10 @@ fn beam_search(dec: &dyn Decoder, state: &mut DecoderState, g: &Generation) -> R
     let mut beams: Vec<(Vec<u32>, f32)> = vec![(vec![g.start], 0.0)];
     let mut done: Vec<Hyp> = Vec::new();
     for step in 0..g.max_new_tokens {
-        let last: Vec<u32> = beams.iter().map(|(t, _)| *t.last().unwrap_or(&g.start)).collect();
+        let last: Vec<u32> = beams
+            .iter()
+            .map(|(t, _)| *t.last().unwrap_or(&g.start))
+            .collect();
         let logits = dec.step(state, &last)?.to_dtype(DType::F32)?;
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?.to_vec2::<f32>()?;
         // Candidates: every (beam, token) by running score; keep the best 2 × beams as transformers.
@@ -300,7 +308,11 @@ fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
 }
 
 /// A Linear layer from GPT-2's Conv1D weights, stored `[in, out]`.
-pub fn conv1d(vb: &candle_nn::VarBuilder, n_in: usize, n_out: usize) -> candle_core::Result<candle_nn::Linear> {
+pub fn conv1d(
+    vb: &candle_nn::VarBuilder,
+    n_in: usize,
+    n_out: usize,
+) -> candle_core::Result<candle_nn::Linear> {
     let w = vb.get((n_in, n_out), "weight")?.t()?.contiguous()?;
     let b = vb.get(n_out, "bias")?;
     Ok(candle_nn::Linear::new(w, Some(b)))
@@ -329,7 +341,11 @@ mod tests {
                 .iter()
                 .flat_map(|&t| self.0[t as usize].clone())
                 .collect();
-            Ok(Tensor::from_vec(rows, (tokens.len(), self.0[0].len()), &Device::Cpu)?)
+            Ok(Tensor::from_vec(
+                rows,
+                (tokens.len(), self.0[0].len()),
+                &Device::Cpu,
+            )?)
         }
     }
 

@@ -25,6 +25,10 @@ pub fn open_library(dir: &Path) -> Library {
     Library::open(LibraryOptions {
         dir: dir.to_path_buf(),
         clip_model: clip_dir().to_string_lossy().into_owned(),
+        caption_model: fixtures()
+            .join("models/blip-dev")
+            .to_string_lossy()
+            .into_owned(),
         device: Default::default(),
         download_progress: false,
     })

@@ -122,6 +122,18 @@ enum ModelsAction {
     List,
     /// Fetch a model into the Hugging Face cache [default: the configured CLIP model]
     Pull { id: Option<String> },
+    /// Write a quantized (GGUF) copy of a BLIP captioner into a new folder, usable as
+    /// --caption-model DEST
+    Quantize {
+        /// Hub id or folder of the BLIP model [default: the configured captioner]
+        #[arg(long, value_name = "ID_OR_DIR")]
+        from: Option<String>,
+        /// Folder to create
+        dest: PathBuf,
+        /// Quantization of the weight matrices: q8_0 (best quality), q5k, q4k (smallest), f16
+        #[arg(long = "type", default_value = "q8_0")]
+        qtype: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -343,6 +355,14 @@ fn run(cli: &Cli) -> Result<()> {
                 if !known.iter().any(|m| m.0 == current) {
                     println!("  (no photos embedded with {current} yet)");
                 }
+            }
+            ModelsAction::Quantize { from, dest, qtype } => {
+                let spec = from.clone().unwrap_or_else(|| cli.caption_model.clone());
+                let (q, kept) = captions::quantize_captioner(&spec, dest, qtype, !cli.quiet)?;
+                println!(
+                    "{spec}: {q} matrices quantized to {qtype}, {kept} tensors kept in f32 -> {}",
+                    dest.join("model.gguf").display()
+                );
             }
             ModelsAction::Pull { id } => {
                 let spec = id.clone().unwrap_or_else(|| cli.clip_model.clone());

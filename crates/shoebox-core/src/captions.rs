@@ -9,9 +9,9 @@ use crossbeam_channel::bounded;
 use serde::Serialize;
 
 use crate::decode::decode_file;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::library::{display_path, Library};
-use crate::models::caption::{CaptionOptions, Captioner, CAPTION_FILES};
+use crate::models::caption::{CaptionOptions, Captioner, CAPTION_CONFIG_FILES, CAPTION_FILES};
 use crate::models::{hub, DeviceChoice};
 
 /// One file's caption (the `caption --json` element shape).
@@ -44,8 +44,53 @@ pub struct CaptionReport {
 
 /// Resolve (fetching on first use) and load a captioning model.
 pub fn load_captioner(spec: &str, device: DeviceChoice, progress: bool) -> Result<Captioner> {
-    let dir = hub::resolve(spec, CAPTION_FILES, progress)?;
+    let dir = if hub::is_local(spec) {
+        let dir = hub::resolve(spec, CAPTION_CONFIG_FILES, progress)?;
+        if !dir.file("model.safetensors").is_file() && !dir.file("model.gguf").is_file() {
+            return Err(Error::ModelUnavailable(format!(
+                "{} has neither model.safetensors nor model.gguf",
+                dir.dir.display()
+            )));
+        }
+        dir
+    } else {
+        hub::resolve(spec, CAPTION_FILES, progress)?
+    };
     Captioner::load(&dir, &device.device()?)
+}
+
+/// Make a quantized copy of a BLIP captioner: `dest` gets its config, tokenizer and processor files
+/// and a `model.gguf` (matrices in `qtype`, e.g. q8_0). Returns (quantized, kept f32) tensor counts.
+pub fn quantize_captioner(
+    spec: &str,
+    dest: &Path,
+    qtype: &str,
+    progress: bool,
+) -> Result<(usize, usize)> {
+    let dtype = crate::models::weights::parse_qtype(qtype)?;
+    let dir = hub::resolve(spec, CAPTION_FILES, progress)?;
+    let cfg = std::fs::read_to_string(dir.file("config.json"))
+        .map_err(|e| Error::io(dir.file("config.json"), e))?;
+    if !cfg.contains("\"blip\"") {
+        return Err(Error::Invalid(format!(
+            "{spec}: only BLIP captioners can be quantized (config.json model_type \"blip\")"
+        )));
+    }
+    std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+    for f in CAPTION_CONFIG_FILES
+        .iter()
+        .chain(&["generation_config.json", "tokenizer_config.json"])
+    {
+        let from = dir.file(f);
+        if from.is_file() {
+            std::fs::copy(&from, dest.join(f)).map_err(|e| Error::io(&from, e))?;
+        }
+    }
+    crate::models::weights::quantize_safetensors(
+        &dir.file("model.safetensors"),
+        &dest.join("model.gguf"),
+        dtype,
+    )
 }
 
 /// Caption one image file, in the library or not.

@@ -219,3 +219,46 @@ fn a_folder_that_is_not_a_captioner_is_refused_clearly() {
         .to_string();
     assert!(err.contains("model_type"), "{err}");
 }
+
+#[test]
+fn quantized_blip_gguf_still_captions_the_shapes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("blip-dev-q8");
+    let src = fixtures().join("models/blip-dev");
+    let (quantized, kept) =
+        shoebox_core::captions::quantize_captioner(src.to_str().unwrap(), &dest, "q8_0", false)
+            .unwrap();
+    assert!(
+        quantized >= 20 && kept > 0,
+        "{quantized} quantized, {kept} kept"
+    );
+    let gguf = std::fs::metadata(dest.join("model.gguf")).unwrap().len();
+    let f32 = std::fs::metadata(src.join("model.safetensors"))
+        .unwrap()
+        .len();
+    assert!(gguf < f32 / 2, "gguf {gguf} bytes vs safetensors {f32}");
+    assert!(!dest.join("model.safetensors").exists());
+    let cap =
+        shoebox_core::captions::load_captioner(dest.to_str().unwrap(), Default::default(), false)
+            .unwrap();
+    // 80 images keep this test quick: quantized matmuls are slow at these toy sizes.
+    let data: Vec<_> = labels().into_iter().take(80).collect();
+    let right = data
+        .iter()
+        .filter(|(file, color, shape)| {
+            cap.caption_file(file, &greedy()).unwrap().text == format!("a {color} {shape}")
+        })
+        .count();
+    println!("q8_0 BLIP: {right}/{} exact captions", data.len());
+    assert!(right * 100 >= data.len() * 95, "{right}/{}", data.len());
+    // ViT-GPT2 is not quantized: refused clearly.
+    let err = shoebox_core::captions::quantize_captioner(
+        fixtures().join("models/vitgpt2-dev").to_str().unwrap(),
+        &tmp.path().join("v"),
+        "q8_0",
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("only BLIP"), "{err}");
+}

@@ -4,10 +4,11 @@
 //! keeps its self-attention cache inside the model, which rules out beam search.
 
 use candle_core::{Module, Tensor, D};
-use candle_nn::{layer_norm, linear, Activation, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Activation, Embedding, LayerNorm};
 use serde::Deserialize;
 
 use super::generate::{attend, merge_heads, push_kv, split_heads, Decoder, DecoderState};
+use super::weights::{Lin, Weights};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,11 +108,11 @@ impl BlipConfig {
 
 struct VisionLayer {
     ln1: LayerNorm,
-    qkv: Linear,
-    proj: Linear,
+    qkv: Lin,
+    proj: Lin,
     ln2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Lin,
+    fc2: Lin,
     act: Activation,
     heads: usize,
 }
@@ -149,10 +150,10 @@ pub struct BlipVision {
 }
 
 impl BlipVision {
-    pub fn new(cfg: &VisionConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+    pub fn new(cfg: &VisionConfig, vb: Weights) -> candle_core::Result<Self> {
         let d = cfg.hidden_size;
         let e = vb.pp("embeddings");
-        let patch = candle_nn::conv2d(
+        let patch = e.pp("patch_embedding").conv2d(
             3,
             d,
             cfg.patch_size,
@@ -160,7 +161,6 @@ impl BlipVision {
                 stride: cfg.patch_size,
                 ..Default::default()
             },
-            e.pp("patch_embedding"),
         )?;
         let n = (cfg.image_size / cfg.patch_size).pow(2) + 1;
         let class_embedding = e.get((1, 1, d), "class_embedding")?;
@@ -169,17 +169,17 @@ impl BlipVision {
         for i in 0..cfg.num_hidden_layers {
             let l = vb.pp("encoder.layers").pp(i);
             layers.push(VisionLayer {
-                ln1: layer_norm(d, cfg.layer_norm_eps, l.pp("layer_norm1"))?,
-                qkv: linear(d, 3 * d, l.pp("self_attn.qkv"))?,
-                proj: linear(d, d, l.pp("self_attn.projection"))?,
-                ln2: layer_norm(d, cfg.layer_norm_eps, l.pp("layer_norm2"))?,
-                fc1: linear(d, cfg.intermediate_size, l.pp("mlp.fc1"))?,
-                fc2: linear(cfg.intermediate_size, d, l.pp("mlp.fc2"))?,
+                ln1: l.pp("layer_norm1").layer_norm(d, cfg.layer_norm_eps)?,
+                qkv: l.pp("self_attn.qkv").linear(d, 3 * d)?,
+                proj: l.pp("self_attn.projection").linear(d, d)?,
+                ln2: l.pp("layer_norm2").layer_norm(d, cfg.layer_norm_eps)?,
+                fc1: l.pp("mlp.fc1").linear(d, cfg.intermediate_size)?,
+                fc2: l.pp("mlp.fc2").linear(cfg.intermediate_size, d)?,
                 act: cfg.hidden_act,
                 heads: cfg.num_attention_heads,
             });
         }
-        let post_layernorm = layer_norm(d, cfg.layer_norm_eps, vb.pp("post_layernorm"))?;
+        let post_layernorm = vb.pp("post_layernorm").layer_norm(d, cfg.layer_norm_eps)?;
         Ok(BlipVision {
             patch,
             class_embedding,
@@ -208,21 +208,21 @@ impl BlipVision {
 }
 
 struct Attn {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
+    q: Lin,
+    k: Lin,
+    v: Lin,
+    out: Lin,
     ln: LayerNorm,
 }
 
 impl Attn {
-    fn new(d: usize, kv_in: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<Self> {
+    fn new(d: usize, kv_in: usize, eps: f64, vb: Weights) -> candle_core::Result<Self> {
         Ok(Attn {
-            q: linear(d, d, vb.pp("self.query"))?,
-            k: linear(kv_in, d, vb.pp("self.key"))?,
-            v: linear(kv_in, d, vb.pp("self.value"))?,
-            out: linear(d, d, vb.pp("output.dense"))?,
-            ln: layer_norm(d, eps, vb.pp("output.LayerNorm"))?,
+            q: vb.pp("self.query").linear(d, d)?,
+            k: vb.pp("self.key").linear(kv_in, d)?,
+            v: vb.pp("self.value").linear(kv_in, d)?,
+            out: vb.pp("output.dense").linear(d, d)?,
+            ln: vb.pp("output.LayerNorm").layer_norm(d, eps)?,
         })
     }
 }
@@ -230,8 +230,8 @@ impl Attn {
 struct TextLayer {
     self_attn: Attn,
     cross: Attn,
-    inter: Linear,
-    out: Linear,
+    inter: Lin,
+    out: Lin,
     ln: LayerNorm,
 }
 
@@ -241,9 +241,9 @@ pub struct BlipTextDecoder {
     position: Embedding,
     ln: LayerNorm,
     layers: Vec<TextLayer>,
-    head_dense: Linear,
+    head_dense: Lin,
     head_ln: LayerNorm,
-    head_out: Linear,
+    head_out: Lin,
     act: Activation,
     heads: usize,
     max_positions: usize,
@@ -256,35 +256,38 @@ impl BlipTextDecoder {
         cfg: &TextConfig,
         enc_hidden: usize,
         tied_head: bool,
-        vb: VarBuilder,
+        vb: Weights,
     ) -> candle_core::Result<Self> {
         let d = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;
         let e = vb.pp("bert.embeddings");
-        let word = candle_nn::embedding(cfg.vocab_size, d, e.pp("word_embeddings"))?;
-        let position =
-            candle_nn::embedding(cfg.max_position_embeddings, d, e.pp("position_embeddings"))?;
-        let ln = layer_norm(d, eps, e.pp("LayerNorm"))?;
+        let word = e.pp("word_embeddings").embedding(cfg.vocab_size, d)?;
+        let position = e
+            .pp("position_embeddings")
+            .embedding(cfg.max_position_embeddings, d)?;
+        let ln = e.pp("LayerNorm").layer_norm(d, eps)?;
         let mut layers = Vec::new();
         for i in 0..cfg.num_hidden_layers {
             let l = vb.pp("bert.encoder.layer").pp(i);
             layers.push(TextLayer {
                 self_attn: Attn::new(d, d, eps, l.pp("attention"))?,
                 cross: Attn::new(d, enc_hidden, eps, l.pp("crossattention"))?,
-                inter: linear(d, cfg.intermediate_size, l.pp("intermediate.dense"))?,
-                out: linear(cfg.intermediate_size, d, l.pp("output.dense"))?,
-                ln: layer_norm(d, eps, l.pp("output.LayerNorm"))?,
+                inter: l
+                    .pp("intermediate.dense")
+                    .linear(d, cfg.intermediate_size)?,
+                out: l.pp("output.dense").linear(cfg.intermediate_size, d)?,
+                ln: l.pp("output.LayerNorm").layer_norm(d, eps)?,
             });
         }
         let p = vb.pp("cls.predictions");
-        let head_dense = linear(d, d, p.pp("transform.dense"))?;
-        let head_ln = layer_norm(d, eps, p.pp("transform.LayerNorm"))?;
+        let head_dense = p.pp("transform.dense").linear(d, d)?;
+        let head_ln = p.pp("transform.LayerNorm").layer_norm(d, eps)?;
         let w = if tied_head {
             word.embeddings().clone()
         } else {
             p.get((cfg.vocab_size, d), "decoder.weight")?
         };
-        let head_out = Linear::new(w, Some(p.get(cfg.vocab_size, "bias")?));
+        let head_out = p.tied(w, "bias", cfg.vocab_size)?;
         Ok(BlipTextDecoder {
             word,
             position,

@@ -15,6 +15,7 @@ use super::generate::{generate, Decoder, Generation, Sequence};
 use super::hub::ModelDir;
 use super::preprocess::ImageProcessor;
 use super::vitgpt2::{Gpt2Decoder, VitEncoder, VitGpt2Config};
+use super::weights::{gguf_weights, Weights};
 use crate::error::{Error, Result};
 
 /// The files a captioning model folder must hold.
@@ -24,6 +25,11 @@ pub const CAPTION_FILES: &[&str] = &[
     "preprocessor_config.json",
     "model.safetensors",
 ];
+
+/// The files of a local captioning folder besides its weights (`model.safetensors`, or a quantized
+/// `model.gguf` for BLIP).
+pub const CAPTION_CONFIG_FILES: &[&str] =
+    &["config.json", "tokenizer.json", "preprocessor_config.json"];
 
 /// The default captioner.
 pub const DEFAULT_CAPTION_MODEL: &str = "Salesforce/blip-image-captioning-base";
@@ -103,7 +109,11 @@ impl Captioner {
         let cfg = read_json(&cfg_path)?;
         let cfg_text = cfg.to_string();
         let weights = dir.file("model.safetensors");
+        let gguf = dir.file("model.gguf");
         let model_type = cfg.get("model_type").and_then(Value::as_str).unwrap_or("");
+        if !weights.is_file() && gguf.is_file() {
+            return Self::load_gguf(dir, &cfg, &gguf, device);
+        }
         let vb = checked_var_builder(&weights, DType::F32, device)?;
         let (arch, image_size, start, eos) = match model_type {
             "blip" => {
@@ -113,14 +123,14 @@ impl Captioner {
                     .encoder_hidden_size
                     .unwrap_or(c.vision_config.hidden_size);
                 let tied = !has_tensor(&weights, "text_decoder.cls.predictions.decoder.weight")?;
+                let w = Weights::F32(vb.builder());
                 let built = (|| {
-                    let vision =
-                        BlipVision::new(&c.vision_config, vb.builder().pp("vision_model"))?;
+                    let vision = BlipVision::new(&c.vision_config, w.pp("vision_model"))?;
                     let text = BlipTextDecoder::new(
                         &c.text_config,
                         enc_hidden,
                         tied,
-                        vb.builder().pp("text_decoder"),
+                        w.pp("text_decoder"),
                     )?;
                     Ok(Arch::Blip { vision, text })
                 })();
@@ -157,6 +167,52 @@ impl Captioner {
                 )))
             }
         };
+        Self::finish(dir, arch, image_size, start, eos, device)
+    }
+
+    /// A BLIP folder whose weights are a quantized `model.gguf` (see [`super::weights`]).
+    fn load_gguf(dir: &ModelDir, cfg: &Value, gguf: &Path, device: &Device) -> Result<Self> {
+        if cfg.get("model_type").and_then(Value::as_str) != Some("blip") {
+            return Err(Error::Model(
+                "quantized (model.gguf) captioners must be BLIP; ViT-GPT2 loads from model.safetensors"
+                    .into(),
+            ));
+        }
+        let c = BlipConfig::parse(&cfg.to_string())?;
+        let w = gguf_weights(gguf, device)?;
+        let enc_hidden = c
+            .text_config
+            .encoder_hidden_size
+            .unwrap_or(c.vision_config.hidden_size);
+        let tied = match &w {
+            Weights::Quantized(q) => !q.contains_key("text_decoder.cls.predictions.decoder.weight"),
+            Weights::F32(_) => false,
+        };
+        let built = (|| -> candle_core::Result<Arch> {
+            let vision = BlipVision::new(&c.vision_config, w.pp("vision_model"))?;
+            let text =
+                BlipTextDecoder::new(&c.text_config, enc_hidden, tied, w.pp("text_decoder"))?;
+            Ok(Arch::Blip { vision, text })
+        })()
+        .map_err(|e| Error::Model(format!("{}: {e}", gguf.display())))?;
+        Self::finish(
+            dir,
+            built,
+            c.vision_config.image_size,
+            c.text_config.bos_token_id,
+            vec![c.text_config.sep_token_id],
+            device,
+        )
+    }
+
+    fn finish(
+        dir: &ModelDir,
+        arch: Arch,
+        image_size: usize,
+        start: u32,
+        eos: Vec<u32>,
+        device: &Device,
+    ) -> Result<Self> {
         let tokenizer = Tokenizer::from_file(dir.file("tokenizer.json"))
             .map_err(|e| Error::Model(format!("tokenizer.json: {e}")))?;
         let processor =

@@ -9,6 +9,7 @@ pub mod generate;
 pub mod hub;
 pub mod preprocess;
 pub mod vitgpt2;
+pub mod weights;
 
 use candle_core::Device;
 

@@ -1,5 +1,7 @@
 //! `shoebox`: the command-line interface over the Shoebox engine (shoebox-core).
 
+mod bench;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,7 +97,13 @@ enum Command {
     },
     /// Keep the index current while running: new, changed, moved and deleted photos are absorbed
     /// within seconds (Ctrl-C stops cleanly)
-    Watch,
+    Watch {
+        /// Also caption photos in the background, a few at a time while nothing else is waiting
+        #[arg(long)]
+        captions: bool,
+        #[command(flatten)]
+        caption: CaptionArgs,
+    },
     /// Show folders, counts and index state
     Status {
         #[arg(long)]
@@ -109,6 +117,8 @@ enum Command {
     /// Sort images into labels you type (zero-shot), optionally moving or copying them into folders
     #[command(arg_required_else_help = true)]
     Classify(ClassifyArgs),
+    /// Measure indexing, search, memory and model speed on generated inputs
+    Bench(bench::BenchArgs),
     /// List or fetch models
     Models {
         #[command(subcommand)]
@@ -340,8 +350,15 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
         Command::Search(args) => search(cli, args)?,
-        Command::Watch => watch(cli)?,
+        Command::Watch { captions, caption } => watch(cli, captions.then(|| caption.options()))?,
         Command::Classify(args) => classify(cli, args)?,
+        Command::Bench(args) => bench::run(
+            args,
+            &cli.clip_model,
+            &cli.caption_model,
+            device(cli),
+            cli.quiet,
+        )?,
         Command::Models { action } => match action {
             ModelsAction::List => {
                 let lib = open(cli)?;
@@ -388,11 +405,18 @@ fn cancel_on_ctrl_c() -> Result<Arc<AtomicBool>> {
     Ok(cancel)
 }
 
-fn watch(cli: &Cli) -> Result<()> {
+fn watch(cli: &Cli, captions: Option<CaptionOptions>) -> Result<()> {
     let mut lib = open(cli)?;
+    if captions.is_some() {
+        lib.captioner()?;
+    }
     let cancel = cancel_on_ctrl_c()?;
     let quiet = cli.quiet;
-    lib.watch(Default::default(), &cancel, &mut |ev| match ev {
+    let opts = shoebox_core::watch::WatchOptions {
+        captions,
+        ..Default::default()
+    };
+    lib.watch(opts, &cancel, &mut |ev| match ev {
         WatchEvent::Watching { native, polled } => {
             if !quiet {
                 println!(
@@ -401,6 +425,11 @@ fn watch(cli: &Cli) -> Result<()> {
             }
         }
         WatchEvent::Rescan { reason } => eprintln!("rescanning: {reason}"),
+        WatchEvent::Captioned(r) => {
+            if !quiet {
+                println!("{} captioned", r.captioned);
+            }
+        }
         WatchEvent::Indexed(r) => {
             let (s, p) = (r.scan, r.pipeline);
             if !quiet && (s.added + s.changed + s.moved + s.removed + p.embedded + p.failed) > 0 {
@@ -466,7 +495,7 @@ fn caption_library(
 ) -> Result<()> {
     lib.captioner()?;
     let bar = progress_bar(cli, "captioning");
-    let r = lib.caption_library(&opts, cancel, &mut |p: CaptionProgress| {
+    let r = lib.caption_library(&opts, None, cancel, &mut |p: CaptionProgress| {
         show_progress(
             &bar,
             Progress {

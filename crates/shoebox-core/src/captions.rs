@@ -119,12 +119,14 @@ impl Library {
         Ok(self.captioner.get_or_init(|| cap))
     }
 
-    /// Caption every indexed photo that lacks a caption from the configured model. Each caption is
+    /// Caption every indexed photo (or the first `limit`) that lacks a caption from the configured
+    /// model. Each caption is
     /// committed as it is made, so a kill loses at most the photo in flight and the next run goes
     /// on from there. Stops after the current photo when `cancel` is set. Takes the writer lock.
     pub fn caption_library(
         &mut self,
         opts: &CaptionOptions,
+        limit: Option<usize>,
         cancel: &AtomicBool,
         on_progress: &mut dyn FnMut(CaptionProgress),
     ) -> Result<CaptionReport> {
@@ -133,7 +135,10 @@ impl Library {
         self.captioner()?;
         let cap = self.captioner.get().expect("loaded above");
         let model_id = self.catalog.model_id(cap.name(), "caption", 0)?;
-        let work = self.catalog.caption_work(model_id)?;
+        let mut work = self.catalog.caption_work(model_id)?;
+        if let Some(n) = limit {
+            work.truncate(n);
+        }
         let total = work.len();
         let mut report = CaptionReport {
             total,

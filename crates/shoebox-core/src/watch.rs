@@ -17,8 +17,10 @@ use notify::{PollWatcher, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{new_debouncer_opt, DebounceEventResult, Debouncer, RecommendedCache};
 use serde::{Deserialize, Serialize};
 
+use crate::captions::CaptionReport;
 use crate::error::{Error, Result};
 use crate::library::{IndexReport, Library};
+use crate::models::caption::CaptionOptions;
 use crate::pipeline::PipelineOptions;
 
 /// Watch settings.
@@ -30,6 +32,8 @@ pub struct WatchOptions {
     /// vanishing or coming back.
     pub poll_interval: Duration,
     pub pipeline: PipelineOptions,
+    /// Caption photos in the background, a few at a time while no file events are waiting.
+    pub captions: Option<CaptionOptions>,
 }
 
 impl Default for WatchOptions {
@@ -38,6 +42,7 @@ impl Default for WatchOptions {
             debounce: Duration::from_millis(1500),
             poll_interval: Duration::from_secs(5),
             pipeline: PipelineOptions::default(),
+            captions: None,
         }
     }
 }
@@ -51,6 +56,8 @@ pub enum WatchEvent {
     Rescan { reason: String },
     /// Changes were absorbed.
     Indexed(IndexReport),
+    /// Some photos were captioned in the background.
+    Captioned(CaptionReport),
 }
 
 /// What a running watcher tells `status` (written to `watch.json` in the library folder).
@@ -195,9 +202,9 @@ impl Library {
                     state.rescans += 1;
                     state.last_rescan = Some(reason.clone());
                 }
-                WatchEvent::Indexed(_) => {}
+                WatchEvent::Indexed(_) | WatchEvent::Captioned(_) => {}
             }
-            if !matches!(ev, WatchEvent::Indexed(_)) {
+            if !matches!(ev, WatchEvent::Indexed(_) | WatchEvent::Captioned(_)) {
                 if let Err(e) = write_state(&libdir, &state) {
                     log::warn!("cannot record the watcher's state: {e}");
                 }
@@ -276,7 +283,15 @@ impl Library {
                         }
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // Idle: caption a couple of photos, then look at the file events again.
+                    if let Some(copts) = &opts.captions {
+                        let r = self.caption_library(copts, Some(2), cancel, &mut |_| {})?;
+                        if r.captioned + r.failed > 0 {
+                            on_event(WatchEvent::Captioned(r));
+                        }
+                    }
+                }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
             // Roots that vanished (unplugged, unmounted) or came back: rewatch and rescan.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use shoebox_core::catalog::Catalog;
+use shoebox_core::models::caption::CaptionOptions;
 use shoebox_core::pipeline::PipelineOptions;
 use shoebox_core::watch::{WatchEvent, WatchOptions};
 
@@ -22,6 +23,10 @@ struct Watching {
 }
 
 fn start(libdir: &Path) -> Watching {
+    start_with(libdir, None)
+}
+
+fn start_with(libdir: &Path, captions: Option<CaptionOptions>) -> Watching {
     let cancel = Arc::new(AtomicBool::new(false));
     let embedded = Arc::new(AtomicUsize::new(0));
     let (c, e, dir) = (cancel.clone(), embedded.clone(), libdir.to_path_buf());
@@ -31,6 +36,7 @@ fn start(libdir: &Path) -> Watching {
             debounce: Duration::from_millis(300),
             poll_interval: Duration::from_secs(1),
             pipeline: PipelineOptions::default(),
+            captions,
         };
         lib.watch(opts, &c, &mut |ev| {
             if let WatchEvent::Indexed(r) = ev {
@@ -326,7 +332,12 @@ fn bad_files_appearing_under_the_watcher_are_recorded() {
     let root = tmp.path().join("photos");
     std::fs::create_dir_all(&root).unwrap();
     let jpeg = std::fs::read(&labels()[0].0).unwrap();
-    let (libdir, w) = watched_library(tmp.path(), &root);
+    // With background captioning on: bad files must not disturb it either.
+    let libdir = tmp.path().join("lib");
+    open_library(&libdir)
+        .add_folders(&[root.to_path_buf()])
+        .unwrap();
+    let w = start_with(&libdir, Some(CaptionOptions::default()));
     std::fs::write(root.join("zero.jpg"), b"").unwrap();
     std::fs::write(root.join("notes.jpg"), b"plain text with a .jpg name").unwrap();
     std::fs::write(root.join("bomb.png"), huge_png()).unwrap();
@@ -348,6 +359,7 @@ fn bad_files_appearing_under_the_watcher_are_recorded() {
         let failures = st.failures.clone().unwrap();
         let failed = |n: &str| failures.iter().any(|f| f.path.ends_with(n));
         if st.photos.indexed == 1
+            && st.photos.captioned == 1
             && st.photos.failed == 3
             && ["zero.jpg", "notes.jpg", "bomb.png"]
                 .iter()

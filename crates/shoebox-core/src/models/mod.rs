@@ -8,6 +8,7 @@ pub mod clip;
 pub mod generate;
 pub mod hub;
 pub mod preprocess;
+pub mod text;
 pub mod vitgpt2;
 pub mod weights;
 

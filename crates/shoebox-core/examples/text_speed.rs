@@ -1,0 +1,79 @@
+//! Sentence-encoder throughput: 256 caption-like sentences of about 12 words, embedded in batches
+//! of 32. Usage: `cargo run --release --example text_speed MODEL_DIR` (MODEL_DIR: a folder holding
+//! all-MiniLM-L6-v2, e.g. the one scripts/fetch-minilm.sh prints).
+
+use std::time::Instant;
+
+use shoebox_core::models::hub;
+use shoebox_core::models::text::{TextEncoder, TEXT_FILES};
+
+const SUBJECTS: &[&str] = &[
+    "a brown dog",
+    "two small children",
+    "an old man",
+    "a small white cat",
+    "a group of friends",
+    "a red vintage car",
+    "a smiling woman",
+    "a flock of birds",
+];
+const ACTIONS: &[&str] = &[
+    "running on wet sand",
+    "sitting on a bench",
+    "waiting at the station",
+    "playing in the park",
+];
+const PLACES: &[&str] = &[
+    "near the sea at sunset",
+    "under a cloudy sky",
+    "in the busy city",
+    "beside a snowy mountain",
+    "on a summer afternoon",
+    "next to a lake",
+    "at a birthday party",
+    "behind the village church",
+];
+
+fn main() {
+    let dir = std::env::args()
+        .nth(1)
+        .expect("usage: text_speed MODEL_DIR");
+    let dir = hub::resolve(&dir, TEXT_FILES, false).expect("a sentence-encoder folder");
+    let enc = TextEncoder::load(&dir, &candle_core::Device::Cpu).expect("loadable model");
+    let sentences: Vec<String> = (0..256)
+        .map(|i| {
+            format!(
+                "{} {} {}",
+                SUBJECTS[i % SUBJECTS.len()],
+                ACTIONS[(i / SUBJECTS.len()) % ACTIONS.len()],
+                PLACES[(i / (SUBJECTS.len() * ACTIONS.len())) % PLACES.len()]
+            )
+        })
+        .collect();
+    let words = sentences
+        .iter()
+        .map(|s| s.split_whitespace().count())
+        .sum::<usize>() as f64
+        / sentences.len() as f64;
+    let tokens = sentences
+        .iter()
+        .map(|s| enc.tokenize(s).expect("tokenizable").len())
+        .sum::<usize>() as f64
+        / sentences.len() as f64;
+    let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    // Warm up (first-call allocations), then time.
+    enc.embed(&refs[..32]).expect("embed");
+    let start = Instant::now();
+    for batch in refs.chunks(32) {
+        let out = enc.embed(batch).expect("embed");
+        assert_eq!(out.len(), batch.len());
+    }
+    let s = start.elapsed().as_secs_f64();
+    println!(
+        "{}: {} sentences ({words:.1} words, {tokens:.1} tokens on average) in batches of 32: \
+         {s:.2}s = {:.0} sentences/s",
+        enc.name(),
+        refs.len(),
+        refs.len() as f64 / s
+    );
+}

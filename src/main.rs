@@ -16,9 +16,10 @@ use shoebox_core::classify;
 use shoebox_core::library::{display_path, Status};
 use shoebox_core::models::caption::{CaptionOptions, DEFAULT_CAPTION_MODEL};
 use shoebox_core::models::clip::DEFAULT_CLIP_MODEL;
+use shoebox_core::models::text::DEFAULT_TEXT_MODEL;
 use shoebox_core::models::DeviceChoice;
 use shoebox_core::pipeline::{PipelineOptions, Progress};
-use shoebox_core::search::{parse_date_bound, Filters, SearchRequest, SortBy};
+use shoebox_core::search::{parse_date_bound, Filters, SearchMode, SearchRequest, SortBy};
 use shoebox_core::watch::WatchEvent;
 use shoebox_core::{Library, LibraryOptions};
 
@@ -37,6 +38,10 @@ struct Cli {
     #[arg(long, global = true, env = "SHOEBOX_CAPTION_MODEL", value_name = "ID_OR_DIR",
           default_value = DEFAULT_CAPTION_MODEL)]
     caption_model: String,
+    /// Sentence encoder for caption tags and hybrid search: a hub id or a local model folder
+    #[arg(long, global = true, env = "SHOEBOX_TEXT_MODEL", value_name = "ID_OR_DIR",
+          default_value = DEFAULT_TEXT_MODEL)]
+    text_model: String,
     /// Compute device
     #[arg(long, global = true, value_enum, default_value_t = Device::Auto)]
     device: Device,
@@ -119,10 +124,41 @@ enum Command {
     Classify(ClassifyArgs),
     /// Measure indexing, search, memory and model speed on generated inputs
     Bench(bench::BenchArgs),
+    /// Add or remove your own tags (a removed tag never comes back from the automatic ones)
+    #[command(arg_required_else_help = true)]
+    Tag {
+        #[command(subcommand)]
+        action: TagAction,
+    },
+    /// List photos' tags, or every tag with its count (--all)
+    Tags {
+        #[arg(value_name = "PATH", required_unless_present = "all")]
+        paths: Vec<PathBuf>,
+        /// Every tag in the library with how many photos carry it
+        #[arg(long, conflicts_with = "paths")]
+        all: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// List or fetch models
     Models {
         #[command(subcommand)]
         action: ModelsAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TagAction {
+    /// Tag photos: shoebox tag add PATH... TAG
+    Add {
+        #[arg(required = true, num_args = 2.., value_name = "PATH... TAG")]
+        args: Vec<String>,
+    },
+    /// Untag photos for good: shoebox tag remove PATH... TAG
+    Remove {
+        #[arg(required = true, num_args = 2.., value_name = "PATH... TAG")]
+        args: Vec<String>,
     },
 }
 
@@ -175,6 +211,13 @@ struct SearchArgs {
     /// Order of results
     #[arg(long, value_enum, default_value_t = Sort::Score)]
     sort: Sort,
+    /// Only photos with this tag (repeatable: all must match)
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Ranking: clip (image embeddings), text (caption embeddings) or hybrid (both, fused)
+    /// [default: hybrid once captions are embedded and the query is text only, else clip]
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
     /// Print one JSON object
     #[arg(long)]
     json: bool,
@@ -241,6 +284,13 @@ struct ClassifyArgs {
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
+enum Mode {
+    Clip,
+    Text,
+    Hybrid,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
 enum Sort {
     Score,
     Date,
@@ -269,12 +319,18 @@ fn open(cli: &Cli) -> Result<Library> {
         dir: library_dir(cli)?,
         clip_model: cli.clip_model.clone(),
         caption_model: cli.caption_model.clone(),
+        text_model: cli.text_model.clone(),
         device: device(cli),
         download_progress: !cli.quiet,
     })?)
 }
 
 fn main() -> ExitCode {
+    // `shoebox tags --all | head` must end quietly, as other Unix tools do, not panic on EPIPE.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -350,6 +406,53 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
         Command::Search(args) => search(cli, args)?,
+        Command::Tag { action } => {
+            let mut lib = open(cli)?;
+            let (add, args) = match action {
+                TagAction::Add { args } => (true, args),
+                TagAction::Remove { args } => (false, args),
+            };
+            let (tag, paths) = args.split_last().expect("clap requires two");
+            let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+            if add {
+                let n = lib.add_tag(&paths, tag)?;
+                if !cli.quiet {
+                    println!("tagged {n} photos \"{tag}\"");
+                }
+            } else {
+                let n = lib.remove_tag(&paths, tag)?;
+                if !cli.quiet {
+                    println!("removed \"{tag}\" from {n} photos");
+                }
+            }
+        }
+        Command::Tags { paths, all, json } => {
+            let lib = open(cli)?;
+            if *all {
+                let counts = lib.all_tags()?;
+                if *json {
+                    println!("{}", serde_json::to_string(&counts)?);
+                } else {
+                    for c in counts {
+                        println!("{:>6}  {}", c.count, c.tag);
+                    }
+                }
+            } else {
+                let tags = lib.photo_tags(paths)?;
+                if *json {
+                    println!("{}", serde_json::to_string(&tags)?);
+                } else {
+                    for p in tags {
+                        let list: Vec<String> = p
+                            .tags
+                            .iter()
+                            .map(|t| format!("{} ({} {:.2})", t.tag, t.source, t.score))
+                            .collect();
+                        println!("{}: {}", p.path, list.join(", "));
+                    }
+                }
+            }
+        }
         Command::Watch { captions, caption } => watch(cli, captions.then(|| caption.options()))?,
         Command::Classify(args) => classify(cli, args)?,
         Command::Bench(args) => bench::run(
@@ -483,6 +586,16 @@ fn index(
         if p.failed > 0 || s.issues > 0 {
             println!("see `shoebox status --failed` for what failed and why");
         }
+        let t = &report.tags;
+        if t.clip_tagged + t.caption_tagged + t.captions_embedded > 0 {
+            println!(
+                "tagged {} photos from CLIP, {} from captions; {} captions embedded for search",
+                t.clip_tagged, t.caption_tagged, t.captions_embedded
+            );
+        }
+        if let Some(why) = &t.skipped {
+            eprintln!("note: caption tags and caption search skipped: {why}");
+        }
     }
     Ok(())
 }
@@ -524,6 +637,18 @@ fn caption_library(
                 ""
             }
         );
+    }
+    if !cancel.load(Ordering::SeqCst) {
+        let t = lib.tag_library(cancel)?;
+        if !cli.quiet && t.caption_tagged + t.captions_embedded > 0 {
+            println!(
+                "tagged {} photos from their captions; {} captions embedded for search",
+                t.caption_tagged, t.captions_embedded
+            );
+        }
+        if let Some(why) = &t.skipped {
+            eprintln!("note: caption tags and caption search skipped: {why}");
+        }
     }
     Ok(())
 }
@@ -735,7 +860,17 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<()> {
                 .iter()
                 .map(|t| t.trim().to_ascii_lowercase())
                 .collect(),
+            tags: a
+                .tags
+                .iter()
+                .map(|t| shoebox_core::tags::normalize_tag(t))
+                .collect::<shoebox_core::Result<_>>()?,
         },
+        mode: a.mode.map(|m| match m {
+            Mode::Clip => SearchMode::Clip,
+            Mode::Text => SearchMode::Text,
+            Mode::Hybrid => SearchMode::Hybrid,
+        }),
         limit: a.limit,
         min_score: a.min_score,
         sort: match a.sort {

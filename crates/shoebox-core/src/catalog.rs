@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0001_initial.sql"),
     include_str!("../../../migrations/0002_captions.sql"),
+    include_str!("../../../migrations/0003_tags.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -456,6 +457,183 @@ impl Catalog {
             [model_id],
             |r| r.get::<_, i64>(0),
         )? as u64)
+    }
+
+    // ---- tags ----
+
+    /// Photo ids with a row in `table` for `model_id` (embeddings, captions, text_embeddings) but no
+    /// `derived` mark of `kind` for `mark_model`.
+    pub fn undone(
+        &self,
+        table: &str,
+        model_id: i64,
+        kind: &str,
+        mark_model: i64,
+    ) -> Result<Vec<i64>> {
+        debug_assert!(["embeddings", "captions"].contains(&table));
+        let mut st = self.conn.prepare(&format!(
+            "SELECT t.photo_id FROM {table} t WHERE t.model_id = ?1 AND NOT EXISTS \
+             (SELECT 1 FROM derived d WHERE d.photo_id = t.photo_id AND d.kind = ?2 AND d.model_id = ?3) \
+             ORDER BY t.photo_id"
+        ))?;
+        let rows = st.query_map(params![model_id, kind, mark_model], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Store automatic tags of photos (replacing that source's earlier ones) and mark the pass
+    /// done, in one transaction. Tags the user removed from a photo are skipped; photos deleted
+    /// meanwhile are skipped.
+    pub fn set_auto_tags(
+        &mut self,
+        source: &str,
+        kind: &str,
+        mark_model: i64,
+        items: &[(i64, Vec<(String, f32)>)],
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut del =
+                tx.prepare_cached("DELETE FROM tags WHERE photo_id = ?1 AND source = ?2")?;
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO tags (photo_id, tag, source, score) \
+                 SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM photos WHERE id = ?1) \
+                 AND NOT EXISTS (SELECT 1 FROM removed_tags WHERE photo_id = ?1 AND tag = ?2)",
+            )?;
+            let mut mark = tx.prepare_cached(
+                "INSERT OR IGNORE INTO derived (photo_id, kind, model_id) \
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM photos WHERE id = ?1)",
+            )?;
+            for (photo_id, tags) in items {
+                del.execute(params![photo_id, source])?;
+                for (tag, score) in tags {
+                    ins.execute(params![photo_id, tag, source, *score as f64])?;
+                }
+                mark.execute(params![photo_id, kind, mark_model])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Add a user tag (and forget an earlier removal of it).
+    pub fn add_user_tag(&mut self, photo_id: i64, tag: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM removed_tags WHERE photo_id = ?1 AND tag = ?2",
+            params![photo_id, tag],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO tags (photo_id, tag, source, score) VALUES (?1, ?2, 'user', 1.0)",
+            params![photo_id, tag],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Remove a tag from a photo, whatever its source, for good. Returns whether it had it.
+    pub fn remove_tag(&mut self, photo_id: i64, tag: &str) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "DELETE FROM tags WHERE photo_id = ?1 AND tag = ?2",
+            params![photo_id, tag],
+        )?;
+        tx.execute(
+            "INSERT OR IGNORE INTO removed_tags (photo_id, tag) VALUES (?1, ?2)",
+            params![photo_id, tag],
+        )?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// A photo's tags: (tag, source, score), best first.
+    pub fn photo_tags(&self, photo_id: i64) -> Result<Vec<(String, String, f32)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT tag, source, score FROM tags WHERE photo_id = ?1 \
+             ORDER BY source = 'user' DESC, score DESC, tag",
+        )?;
+        let rows = st.query_map([photo_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, f64>(2)? as f32))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every tag with how many photos carry it, most common first.
+    pub fn tag_counts(&self) -> Result<Vec<(String, u64)>> {
+        let mut st = self.conn.prepare(
+            "SELECT tag, COUNT(DISTINCT photo_id) AS n FROM tags GROUP BY tag ORDER BY n DESC, tag",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Photos carrying every one of `tags`.
+    pub fn photos_with_tags(&self, tags: &[String]) -> Result<std::collections::HashSet<i64>> {
+        let mut out: Option<std::collections::HashSet<i64>> = None;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT DISTINCT photo_id FROM tags WHERE tag = ?1")?;
+        for t in tags {
+            let ids: std::collections::HashSet<i64> = st
+                .query_map([t], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            out = Some(match out {
+                None => ids,
+                Some(prev) => prev.intersection(&ids).copied().collect(),
+            });
+        }
+        Ok(out.unwrap_or_default())
+    }
+
+    /// Photos with a caption from `caption_model` but no text embedding from `text_model`:
+    /// (photo id, caption).
+    pub fn unembedded_captions(
+        &self,
+        caption_model: i64,
+        text_model: i64,
+    ) -> Result<Vec<(i64, String)>> {
+        let mut st = self.conn.prepare(
+            "SELECT c.photo_id, c.text FROM captions c WHERE c.model_id = ?1 AND NOT EXISTS \
+             (SELECT 1 FROM text_embeddings e WHERE e.photo_id = c.photo_id AND e.model_id = ?2) \
+             ORDER BY c.photo_id",
+        )?;
+        let rows = st.query_map([caption_model, text_model], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Store caption embeddings from a text encoder, in one transaction.
+    pub fn set_text_embeddings(&mut self, text_model: i64, rows: &[(i64, Vec<f32>)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO text_embeddings (photo_id, model_id, vector) \
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM photos WHERE id = ?1)",
+            )?;
+            for (id, v) in rows {
+                ins.execute(params![id, text_model, vec_to_blob(v)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether a text encoder has embedded any caption.
+    pub fn has_text_embeddings(&self, text_model: i64) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM text_embeddings WHERE model_id = ?1)",
+            [text_model],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Every caption embedding of a text encoder: (photo id, vector).
+    pub fn text_embeddings(&self, text_model: i64) -> Result<Vec<(i64, Vec<f32>)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT photo_id, vector FROM text_embeddings WHERE model_id = ?1")?;
+        let rows = st.query_map([text_model], |r| {
+            Ok((r.get(0)?, blob_to_vec(&r.get::<_, Vec<u8>>(1)?)))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     // ---- index ----

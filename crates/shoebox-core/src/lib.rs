@@ -13,6 +13,7 @@ pub mod models;
 pub mod pipeline;
 pub mod scan;
 pub mod search;
+pub mod tags;
 pub mod vocabulary;
 pub mod watch;
 

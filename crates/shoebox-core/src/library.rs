@@ -19,10 +19,11 @@ use crate::error::{Error, Result};
 use crate::index::VectorIndex;
 use crate::models::caption::Captioner;
 use crate::models::clip::{normalize, Clip, CLIP_FILES};
+use crate::models::text::TextEncoder;
 use crate::models::{hub, DeviceChoice};
 use crate::pipeline::{self, PipelineOptions, PipelineReport, Progress};
 use crate::scan::{self, ScanReport};
-use crate::search::{self, SearchHit, SearchRequest, SearchResponse, SortBy, TermKind};
+use crate::search::{self, SearchHit, SearchMode, SearchRequest, SearchResponse, SortBy, TermKind};
 
 /// How to open a library.
 #[derive(Debug, Clone)]
@@ -33,6 +34,8 @@ pub struct LibraryOptions {
     pub clip_model: String,
     /// Captioning model (BLIP or ViT-GPT2): hub id or local folder.
     pub caption_model: String,
+    /// Sentence encoder (tags from captions, hybrid search): hub id or local folder.
+    pub text_model: String,
     pub device: DeviceChoice,
     /// Show download progress bars (hf-hub) on stderr.
     pub download_progress: bool,
@@ -81,10 +84,12 @@ pub struct Failure {
 }
 
 /// What `index` did.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct IndexReport {
     pub scan: ScanReport,
     pub pipeline: PipelineReport,
+    /// Tags and caption embeddings made after embedding (`index` only; the watcher tags separately).
+    pub tags: crate::tags::TagReport,
 }
 
 /// An open library.
@@ -93,6 +98,7 @@ pub struct Library {
     pub(crate) catalog: Catalog,
     clip: OnceLock<Clip>,
     pub(crate) captioner: OnceLock<Captioner>,
+    pub(crate) text: OnceLock<TextEncoder>,
     index: Option<VectorIndex>,
     _lock: Option<std::fs::File>,
 }
@@ -112,6 +118,7 @@ impl Library {
             catalog,
             clip: OnceLock::new(),
             captioner: OnceLock::new(),
+            text: OnceLock::new(),
             index: None,
             _lock: None,
         })
@@ -196,7 +203,7 @@ impl Library {
         Ok(self.clip.get_or_init(|| clip))
     }
 
-    fn index_dir(&self, model: &str) -> PathBuf {
+    pub(crate) fn index_dir(&self, model: &str) -> PathBuf {
         let slug: String = model
             .chars()
             .map(|c| {
@@ -353,8 +360,11 @@ impl Library {
         cancel: &AtomicBool,
         on_progress: &mut dyn FnMut(Progress),
     ) -> Result<IndexReport> {
-        let report = self.absorb(None, opts, cancel, on_progress)?;
+        let mut report = self.absorb(None, opts, cancel, on_progress)?;
         self.save_index_if_stale()?;
+        if !cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            report.tags = self.tag_library(cancel)?;
+        }
         Ok(report)
     }
 
@@ -546,53 +556,72 @@ impl Library {
     /// Answer a search request.
     /// `took_ms` counts the query itself: the model is loaded (once per process) before the clock starts.
     pub fn search(&mut self, req: &SearchRequest) -> Result<SearchResponse> {
-        self.clip()?;
+        let mode = self.search_mode(req)?;
+        // Models load (once per process) before the clock starts.
+        if mode != SearchMode::Text {
+            self.clip()?;
+        }
+        if mode != SearchMode::Clip {
+            self.text_encoder()?;
+        }
         let start = Instant::now();
-        let query = self.query_vector(req)?;
-        let clip = self.clip()?;
-        let model = clip.name().to_string();
-        let (model_id, dim) = match self.catalog.find_model(&model)? {
-            Some(m) => m,
-            None => {
-                return Ok(SearchResponse {
-                    query: req.query.clone().unwrap_or_default(),
-                    model,
-                    took_ms: start.elapsed().as_secs_f64() * 1e3,
-                    results: Vec::new(),
-                })
-            }
+        let model = match mode {
+            SearchMode::Text => self.text_model_name(),
+            _ => self.model_name(),
         };
-        self.ensure_index(model_id, dim)?;
+        let empty = |start: Instant| SearchResponse {
+            query: req.query.clone().unwrap_or_default(),
+            model: model.clone(),
+            mode,
+            took_ms: start.elapsed().as_secs_f64() * 1e3,
+            results: Vec::new(),
+        };
+        let Some((model_id, dim)) = self.catalog.find_model(&self.model_name())? else {
+            return Ok(empty(start));
+        };
         let limit = req.limit.max(1);
-        let scored: Vec<(i64, f32)> = if req.filters.is_empty() {
-            self.index
-                .as_ref()
-                .expect("ensured")
-                .search(&query, limit, None)
+        // Each ranking looks deeper than `limit` when two are fused.
+        let depth = match mode {
+            SearchMode::Clip | SearchMode::Text => limit,
+            SearchMode::Hybrid => (limit * 4).max(100),
+        };
+        let allowed = if req.filters.is_empty() {
+            None
         } else {
             let infos = self.catalog.embedded_infos(model_id)?;
-            let allowed = search::allowed_ids(&infos, &req.filters);
-            if allowed.len() <= 4096 {
-                let mut items = Vec::with_capacity(allowed.len());
-                for id in &allowed {
-                    if let Some(v) = self.catalog.embedding(model_id, *id)? {
-                        items.push((*id, v));
-                    }
-                }
-                search::exact_top_k(&query, items, limit)
-            } else {
-                let keep = |id: i64| allowed.contains(&id);
-                self.index
-                    .as_ref()
-                    .expect("ensured")
-                    .search(&query, limit, Some(&keep))
+            let mut allowed = search::allowed_ids(&infos, &req.filters);
+            if !req.filters.tags.is_empty() {
+                let tagged = self.catalog.photos_with_tags(&req.filters.tags)?;
+                allowed.retain(|id| tagged.contains(id));
             }
+            Some(allowed)
+        };
+        let above = |v: Vec<(i64, f32)>| -> Vec<(i64, f32)> {
+            v.into_iter()
+                .filter(|(_, s)| req.min_score.is_none_or(|m| *s >= m))
+                .collect()
+        };
+        let clip_ranked = if mode == SearchMode::Text {
+            Vec::new()
+        } else {
+            let query = self.query_vector(req)?;
+            self.ensure_index(model_id, dim)?;
+            above(self.clip_rank(model_id, &query, depth, allowed.as_ref())?)
+        };
+        let text_ranked = if mode == SearchMode::Clip {
+            Vec::new()
+        } else {
+            above(self.text_rank(req, depth, allowed.as_ref())?)
+        };
+        let scored = match mode {
+            SearchMode::Clip => clip_ranked,
+            SearchMode::Text => text_ranked,
+            SearchMode::Hybrid => search::rrf(&[&clip_ranked, &text_ranked], limit),
         };
         let ids: Vec<i64> = scored.iter().map(|s| s.0).collect();
         let infos = self.catalog.photo_infos(&ids)?;
         let mut hits: Vec<(SearchHit, String)> = scored
             .into_iter()
-            .filter(|(_, s)| req.min_score.is_none_or(|m| *s >= m))
             .filter_map(|(id, score)| {
                 let p = infos.get(&id)?;
                 Some((
@@ -604,6 +633,7 @@ impl Library {
                         height: p.height,
                         taken_at: p.taken_at.clone(),
                         caption: None,
+                        tags: Vec::new(),
                         photo_id: id,
                     },
                     search::photo_date(p),
@@ -619,21 +649,119 @@ impl Library {
             .find_model(&self.caption_model_name())?
             .map(|m| m.0);
         let mut captions = self.catalog.captions(&ids, caption_model)?;
-        let results = hits
-            .into_iter()
-            .enumerate()
-            .map(|(i, (mut h, _))| {
-                h.rank = i + 1;
-                h.caption = captions.remove(&h.photo_id);
-                h
-            })
-            .collect();
+        let mut results = Vec::with_capacity(hits.len());
+        for (i, (mut h, _)) in hits.into_iter().enumerate() {
+            h.rank = i + 1;
+            h.caption = captions.remove(&h.photo_id);
+            for (t, _, _) in self.catalog.photo_tags(h.photo_id)? {
+                if !h.tags.contains(&t) {
+                    h.tags.push(t);
+                }
+            }
+            results.push(h);
+        }
         Ok(SearchResponse {
-            query: req.query.clone().unwrap_or_default(),
-            model,
             took_ms: start.elapsed().as_secs_f64() * 1e3,
             results,
+            ..empty(start)
         })
+    }
+
+    /// The ranking a request gets: as asked, else hybrid when the query is text only and captions
+    /// have been embedded by the configured sentence encoder, else CLIP.
+    pub fn search_mode(&self, req: &SearchRequest) -> Result<SearchMode> {
+        if let Some(m) = req.mode {
+            return Ok(m);
+        }
+        let text_only = req.like.is_empty()
+            && match &req.query {
+                Some(q) if !q.trim().is_empty() => search::parse_query(q)?
+                    .iter()
+                    .all(|t| matches!(t.kind, TermKind::Text(_))),
+                _ => false,
+            };
+        let has_captions = match self.catalog.find_model(&self.text_model_name())? {
+            Some((id, _)) => self.catalog.has_text_embeddings(id)?,
+            None => false,
+        };
+        Ok(if text_only && has_captions {
+            SearchMode::Hybrid
+        } else {
+            SearchMode::Clip
+        })
+    }
+
+    /// CLIP ranking: HNSW without filters; with filters, exact over a small allowed set or HNSW
+    /// with a filter.
+    fn clip_rank(
+        &self,
+        model_id: i64,
+        query: &[f32],
+        depth: usize,
+        allowed: Option<&std::collections::HashSet<i64>>,
+    ) -> Result<Vec<(i64, f32)>> {
+        let index = self.index.as_ref().expect("ensured");
+        Ok(match allowed {
+            None => index.search(query, depth, None),
+            Some(allowed) if allowed.len() <= 4096 => {
+                let mut items = Vec::with_capacity(allowed.len());
+                for id in allowed {
+                    if let Some(v) = self.catalog.embedding(model_id, *id)? {
+                        items.push((*id, v));
+                    }
+                }
+                search::exact_top_k(query, items, depth)
+            }
+            Some(allowed) => {
+                let keep = |id: i64| allowed.contains(&id);
+                index.search(query, depth, Some(&keep))
+            }
+        })
+    }
+
+    /// Caption ranking: the query's sentence embedding against every caption embedding (exact).
+    fn text_rank(
+        &self,
+        req: &SearchRequest,
+        depth: usize,
+        allowed: Option<&std::collections::HashSet<i64>>,
+    ) -> Result<Vec<(i64, f32)>> {
+        let Some((text_model, _)) = self.catalog.find_model(&self.text_model_name())? else {
+            return Ok(Vec::new());
+        };
+        let terms = match &req.query {
+            Some(q) if !q.trim().is_empty() => search::parse_query(q)?,
+            _ => Vec::new(),
+        };
+        if terms.is_empty()
+            || !req.like.is_empty()
+            || terms.iter().any(|t| matches!(t.kind, TermKind::Image(_)))
+        {
+            return Err(Error::Invalid(
+                "text search needs a text query (no images): use --mode clip for images".into(),
+            ));
+        }
+        let enc = self.text_encoder()?;
+        let texts: Vec<&str> = terms
+            .iter()
+            .filter_map(|t| match &t.kind {
+                TermKind::Text(s) => Some(s.as_str()),
+                TermKind::Image(_) => None,
+            })
+            .collect();
+        let vecs = enc.embed(&texts)?;
+        let mut q = vec![0f32; enc.dim()];
+        for (t, v) in terms.iter().zip(&vecs) {
+            for (a, x) in q.iter_mut().zip(v) {
+                *a += t.weight * x;
+            }
+        }
+        let q = normalize(q);
+        let mut items = self.catalog.text_embeddings(text_model)?;
+        if let Some(allowed) = allowed {
+            items.retain(|(id, _)| allowed.contains(id));
+        }
+        Ok(search::exact_top_k(&q, items, depth))
     }
 
     // ---- models ----

@@ -95,6 +95,8 @@ pub struct Filters {
     pub before: Option<String>,
     /// Only these extensions (lower case; "jpg" also matches "jpeg"/"jpe", "tif" also "tiff").
     pub types: Vec<String>,
+    /// Only photos carrying every one of these tags.
+    pub tags: Vec<String>,
 }
 
 impl Filters {
@@ -103,6 +105,7 @@ impl Filters {
             && self.after.is_none()
             && self.before.is_none()
             && self.types.is_empty()
+            && self.tags.is_empty()
     }
 
     /// Whether a photo passes.
@@ -180,6 +183,52 @@ pub struct SearchRequest {
     pub limit: usize,
     pub min_score: Option<f32>,
     pub sort: SortBy,
+    /// How to rank; `None`: hybrid when the library has caption embeddings and the query is text
+    /// only, else CLIP.
+    pub mode: Option<SearchMode>,
+}
+
+/// How a search ranks photos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// The query's CLIP embedding against the photos' image embeddings.
+    Clip,
+    /// The query's sentence embedding against the photos' caption embeddings.
+    Text,
+    /// Both rankings fused by reciprocal rank fusion.
+    Hybrid,
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "clip" => Ok(SearchMode::Clip),
+            "text" => Ok(SearchMode::Text),
+            "hybrid" => Ok(SearchMode::Hybrid),
+            other => Err(Error::Invalid(format!(
+                "unknown search mode {other:?} (clip, text, hybrid)"
+            ))),
+        }
+    }
+}
+
+/// The constant of reciprocal rank fusion (Cormack et al.; 60 is the usual choice).
+pub const RRF_K: f32 = 60.0;
+
+/// Fuse ranked lists (best first) by reciprocal rank fusion: score = Σ 1 / (k + rank).
+pub fn rrf(lists: &[&[(i64, f32)]], limit: usize) -> Vec<(i64, f32)> {
+    let mut acc: std::collections::HashMap<i64, f32> = std::collections::HashMap::new();
+    for list in lists {
+        for (rank, (id, _)) in list.iter().enumerate() {
+            *acc.entry(*id).or_default() += 1.0 / (RRF_K + rank as f32 + 1.0);
+        }
+    }
+    let mut out: Vec<(i64, f32)> = acc.into_iter().collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.truncate(limit);
+    out
 }
 
 impl Default for SearchRequest {
@@ -191,6 +240,7 @@ impl Default for SearchRequest {
             limit: 20,
             min_score: None,
             sort: SortBy::Score,
+            mode: None,
         }
     }
 }
@@ -206,6 +256,8 @@ pub struct SearchHit {
     pub taken_at: Option<String>,
     /// The photo's caption, when the library has captioned it.
     pub caption: Option<String>,
+    /// The photo's tags, best first.
+    pub tags: Vec<String>,
     #[serde(skip)]
     pub photo_id: i64,
 }
@@ -215,6 +267,8 @@ pub struct SearchHit {
 pub struct SearchResponse {
     pub query: String,
     pub model: String,
+    /// How the results were ranked.
+    pub mode: SearchMode,
     pub took_ms: f64,
     pub results: Vec<SearchHit>,
 }
@@ -256,6 +310,13 @@ mod tests {
 
     #[test]
     fn compound_queries() {
+        assert_eq!(
+            rrf(&[&[(1, 0.9), (2, 0.8)], &[(2, 0.5), (3, 0.4)]], 3)
+                .iter()
+                .map(|x| x.0)
+                .collect::<Vec<_>>(),
+            vec![2, 1, 3]
+        );
         assert_eq!(
             parse_query("kids on a beach").unwrap(),
             vec![text(1.0, "kids on a beach")]

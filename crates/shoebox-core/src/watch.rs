@@ -288,6 +288,7 @@ impl Library {
                     if let Some(copts) = &opts.captions {
                         let r = self.caption_library(copts, Some(2), cancel, &mut |_| {})?;
                         if r.captioned + r.failed > 0 {
+                            self.tag_library(cancel)?;
                             on_event(WatchEvent::Captioned(r));
                         }
                     }
@@ -315,7 +316,8 @@ impl Library {
             }
             if !dirty.is_empty() {
                 let only: Vec<i64> = dirty.into_iter().collect();
-                let report = self.absorb(Some(&only), opts.pipeline, cancel, &mut |_| {})?;
+                let mut report = self.absorb(Some(&only), opts.pipeline, cancel, &mut |_| {})?;
+                report.tags = self.tag_library(cancel)?;
                 on_event(WatchEvent::Indexed(report));
             }
             // Writing the whole index after every new photo would cost more than embedding it.

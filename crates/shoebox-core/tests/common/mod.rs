@@ -29,6 +29,7 @@ pub fn open_library(dir: &Path) -> Library {
             .join("models/blip-dev")
             .to_string_lossy()
             .into_owned(),
+        text_model: shoebox_core::models::text::DEFAULT_TEXT_MODEL.into(),
         device: Default::default(),
         download_progress: false,
     })

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
@@ -18,9 +19,31 @@ use crate::error::{Error, Result};
 pub const HNSW_M: usize = 16;
 /// Candidate list size while building.
 pub const EF_CONSTRUCTION: usize = 128;
-/// Minimum candidate list size while searching.
-pub const EF_SEARCH: usize = 96;
+/// Minimum candidate list size while searching. Measured with `shoebox bench --hnsw-sweep` on
+/// 100,000 photo-like 512-d vectors (M 16, ef_construction 128): ef 96 → recall@10 0.953, ef 192 →
+/// 0.985, ef 256 → 0.9925 at about twice the latency of ef 96 (a few ms, against ~60 ms to embed
+/// the query text). Higher M or ef_construction gained little for 2-3× the build time.
+pub const EF_SEARCH: usize = 256;
 const MAX_LAYER: usize = 16;
+
+/// HNSW parameters: graph degree and build candidate list (fixed when the graph is built) and the
+/// search candidate list (per search; at least `k`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HnswParams {
+    pub m: usize,
+    pub ef_construction: usize,
+    pub ef_search: usize,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: HNSW_M,
+            ef_construction: EF_CONSTRUCTION,
+            ef_search: EF_SEARCH,
+        }
+    }
+}
 const BASENAME: &str = "hnsw";
 const FORMAT: u32 = 1;
 
@@ -35,8 +58,29 @@ impl Distance<f32> for CosineDistance {
     }
 }
 
-/// Dot product, written so the compiler vectorizes it.
+/// When set, [`dot`] uses the portable code even where AVX2/FMA is available (to measure the gain).
+static PORTABLE_DOT: AtomicBool = AtomicBool::new(false);
+
+/// Use the portable dot product only (`true`), or AVX2/FMA where the CPU has it (the default).
+pub fn force_portable_dot(on: bool) {
+    PORTABLE_DOT.store(on, Ordering::Relaxed);
+}
+
+/// Dot product: AVX2 + FMA when the CPU has them, else portable code the compiler vectorizes for
+/// the baseline target (SSE2 on x86-64).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && !PORTABLE_DOT.load(Ordering::Relaxed)
+    {
+        // SAFETY: the CPU has the features dot_avx2 is compiled for.
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_portable(a, b)
+}
+
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
@@ -50,6 +94,54 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         s += x * y;
     }
     s
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    // Four accumulators hide the FMA latency.
+    let (mut s0, mut s1, mut s2, mut s3) = (
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+    );
+    let mut i = 0;
+    while i + 32 <= n {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
+        s1 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i + 8)),
+            _mm256_loadu_ps(pb.add(i + 8)),
+            s1,
+        );
+        s2 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i + 16)),
+            _mm256_loadu_ps(pb.add(i + 16)),
+            s2,
+        );
+        s3 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i + 24)),
+            _mm256_loadu_ps(pb.add(i + 24)),
+            s3,
+        );
+        i += 32;
+    }
+    while i + 8 <= n {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
+        i += 8;
+    }
+    let s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), s);
+    let mut total: f32 = lanes.iter().sum();
+    while i < n {
+        total += a[i] * b[i];
+        i += 1;
+    }
+    total
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -76,18 +168,19 @@ pub struct VectorIndex {
     slots: Vec<i64>,
     live: HashMap<i64, usize>,
     dim: usize,
+    ef_search: usize,
     /// The catalog generation this index was last brought in step with.
     pub generation: i64,
     /// The last catalog embedding row this index has seen.
     pub last_row: i64,
 }
 
-fn new_graph(capacity: usize) -> Graph {
+fn new_graph(capacity: usize, p: HnswParams) -> Graph {
     Hnsw::new(
-        HNSW_M,
+        p.m,
         capacity.max(1024),
         MAX_LAYER,
-        EF_CONSTRUCTION,
+        p.ef_construction,
         CosineDistance,
     )
 }
@@ -95,11 +188,17 @@ fn new_graph(capacity: usize) -> Graph {
 impl VectorIndex {
     /// An empty index.
     pub fn new(dim: usize, capacity: usize) -> Self {
+        Self::with_params(dim, capacity, HnswParams::default())
+    }
+
+    /// An empty index with other HNSW parameters (benchmarks, tuning).
+    pub fn with_params(dim: usize, capacity: usize, params: HnswParams) -> Self {
         VectorIndex {
-            graph: new_graph(capacity),
+            graph: new_graph(capacity, params),
             slots: Vec::new(),
             live: HashMap::new(),
             dim,
+            ef_search: params.ef_search,
             generation: -1,
             last_row: 0,
         }
@@ -114,6 +213,11 @@ impl VectorIndex {
 
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// Set the search candidate list size (at least `k` is used).
+    pub fn set_ef_search(&mut self, ef: usize) {
+        self.ef_search = ef.max(1);
     }
 
     /// Live vectors.
@@ -187,7 +291,7 @@ impl VectorIndex {
             let id = self.slots[*slot];
             self.live.get(&id) == Some(slot) && keep.is_none_or(|f| f(id))
         };
-        let ef = EF_SEARCH.max(k);
+        let ef = self.ef_search.max(k);
         let found = if self.dead_count() == 0 && keep.is_none() {
             self.graph.search(query, k, ef)
         } else {
@@ -319,6 +423,7 @@ impl VectorIndex {
             slots,
             live,
             dim,
+            ef_search: EF_SEARCH,
             generation: m.generation,
             last_row: m.last_row,
         })
@@ -422,6 +527,23 @@ mod tests {
             })
             .count();
         assert_eq!(dumps, 1);
+    }
+
+    #[test]
+    fn simd_dot_matches_the_portable_one() {
+        for dim in [0, 1, 7, 8, 31, 32, 33, 64, 512, 515] {
+            let (a, b) = (
+                unit(dim as u64 + 1, dim.max(1)),
+                unit(dim as u64 + 99, dim.max(1)),
+            );
+            let (a, b) = (&a[..dim], &b[..dim]);
+            let exact: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            assert!((dot(a, b) as f64 - exact).abs() < 1e-5, "dim {dim}");
+            assert!(
+                (dot_portable(a, b) as f64 - exact).abs() < 1e-5,
+                "dim {dim}"
+            );
+        }
     }
 
     #[test]

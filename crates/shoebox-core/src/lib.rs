@@ -1,6 +1,7 @@
 //! Shoebox engine: catalog (SQLite), scan, decode, CLIP models, HNSW index, indexing pipeline and
 //! search — everything the `shoebox` CLI and the desktop app do, with no UI or CLI dependencies.
 
+pub mod bench;
 pub mod captions;
 pub mod catalog;
 pub mod classify;

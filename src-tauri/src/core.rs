@@ -1,0 +1,746 @@
+//! The app's state and every operation its commands perform, as plain methods on `Core` so tests can
+//! call them without a window. Each operation is an engine call (`shoebox_core::Library`, the same
+//! functions the CLI uses); this module only holds the state around them:
+//!
+//! - a read-only library for searches (it owns the loaded models), and another for viewing
+//!   (status, photo details, thumbnail access checks) so those never wait behind a search;
+//! - the background writer: one thread with its own `Library` that indexes (reporting progress),
+//!   then watches the folders until stopped. The writer lock allows one writer per library, so
+//!   adding or removing a folder stops it, does the change, and starts it again;
+//! - files dropped on the window (or picked to compare), which the image protocol may serve.
+//!
+//! Engine events go out through an `EventSink` (the Tauri app emits them to the webview).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use shoebox_core::captions::{self, FileCaption};
+use shoebox_core::library::Status;
+use shoebox_core::models::caption::CaptionOptions;
+use shoebox_core::pipeline::PipelineOptions;
+use shoebox_core::search::{
+    parse_date_bound, Filters, SearchHit, SearchMode, SearchRequest, SearchResponse, SortBy,
+};
+use shoebox_core::tags::{normalize_tag, TagCount};
+use shoebox_core::thumbs::PhotoDetails;
+use shoebox_core::watch::{WatchEvent, WatchOptions};
+use shoebox_core::Library;
+
+use crate::error::{ApiError, ApiResult};
+use crate::settings::Settings;
+
+/// Where the app's events go (the webview in the app, a recorder in tests).
+pub trait EventSink: Send + Sync + 'static {
+    fn emit(&self, event: &str, payload: Value);
+}
+
+/// An event sink that drops everything.
+pub struct NoEvents;
+impl EventSink for NoEvents {
+    fn emit(&self, _: &str, _: Value) {}
+}
+
+/// Indexing progress as the UI shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexProgress {
+    pub total: usize,
+    pub done: usize,
+    pub embedded: usize,
+    pub failed: usize,
+    pub elapsed_s: f64,
+    /// Photos per second so far.
+    pub rate: f64,
+    /// Seconds left at that rate.
+    pub eta_s: Option<f64>,
+}
+
+/// What the last indexing run did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexSummary {
+    pub seen: usize,
+    pub added: usize,
+    pub changed: usize,
+    pub moved: usize,
+    pub removed: usize,
+    pub problems: usize,
+    pub embedded: usize,
+    pub failed: usize,
+    pub seconds: f64,
+    pub interrupted: bool,
+}
+
+/// What the background writer is doing (the `activity` event and part of `state`).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Activity {
+    /// "idle" (no folders), "starting", "indexing", "watching", "stopped" or "error".
+    pub state: String,
+    pub progress: Option<IndexProgress>,
+    pub last_index: Option<IndexSummary>,
+    /// Folders watched natively and by polling.
+    pub watching: Option<(usize, usize)>,
+    pub error: Option<ApiError>,
+}
+
+/// Model loading for search (the `models` event and part of `state`).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelsState {
+    /// "loading", "ready" or "error".
+    pub clip: String,
+    pub error: Option<ApiError>,
+}
+
+/// Everything the UI needs at start (events it missed included).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppState {
+    pub library: String,
+    pub settings: Settings,
+    pub activity: Activity,
+    pub models: ModelsState,
+    /// The folder the add-folder dialog suggests (~/Pictures when it exists).
+    pub suggested_folder: Option<String>,
+}
+
+/// A search as the UI sends it (strings as typed; empty means unset).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SearchArgs {
+    pub query: Option<String>,
+    pub like: Vec<String>,
+    pub folder: Option<String>,
+    pub after: Option<String>,
+    pub before: Option<String>,
+    pub types: Vec<String>,
+    pub tags: Vec<String>,
+    pub min_score: Option<f32>,
+    pub limit: Option<usize>,
+    /// "score" or "date".
+    pub sort: Option<String>,
+    /// "clip", "text", "hybrid"; unset = the engine's choice.
+    pub mode: Option<String>,
+}
+
+fn nonempty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Largest result page a search returns (the grid is virtualized; this bounds the payload).
+pub const MAX_LIMIT: usize = 5000;
+
+impl SearchArgs {
+    /// The engine request, mapped exactly as the CLI maps its flags.
+    pub fn to_request(&self) -> ApiResult<SearchRequest> {
+        let sort = match nonempty(&self.sort) {
+            None | Some("score") => SortBy::Score,
+            Some("date") => SortBy::Date,
+            Some(other) => {
+                return Err(ApiError::new(
+                    "invalid",
+                    format!("unknown sort {other:?} (score, date)"),
+                ))
+            }
+        };
+        Ok(SearchRequest {
+            query: nonempty(&self.query).map(str::to_string),
+            like: self.like.iter().map(PathBuf::from).collect(),
+            filters: Filters {
+                in_dirs: nonempty(&self.folder)
+                    .map(|d| {
+                        let d = PathBuf::from(d);
+                        vec![std::fs::canonicalize(&d).unwrap_or(d)]
+                    })
+                    .unwrap_or_default(),
+                after: nonempty(&self.after).map(parse_date_bound).transpose()?,
+                before: nonempty(&self.before).map(parse_date_bound).transpose()?,
+                types: self
+                    .types
+                    .iter()
+                    .map(|t| t.trim().trim_start_matches('.').to_ascii_lowercase())
+                    .filter(|t| !t.is_empty())
+                    .collect(),
+                tags: self
+                    .tags
+                    .iter()
+                    .filter(|t| !t.trim().is_empty())
+                    .map(|t| normalize_tag(t))
+                    .collect::<shoebox_core::Result<_>>()?,
+            },
+            limit: self.limit.unwrap_or(200).clamp(1, MAX_LIMIT),
+            min_score: self.min_score,
+            sort,
+            mode: nonempty(&self.mode)
+                .filter(|m| *m != "auto")
+                .map(|m| m.parse::<SearchMode>())
+                .transpose()?,
+        })
+    }
+}
+
+/// What a dropped (or picked) file gets: its caption and the most similar library photos.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DropResult {
+    pub path: String,
+    pub name: String,
+    pub caption: Option<FileCaption>,
+    pub caption_error: Option<ApiError>,
+    pub similar: Vec<SearchHit>,
+    pub error: Option<ApiError>,
+}
+
+/// How many similar library photos a dropped file shows.
+pub const DROP_SIMILAR: usize = 12;
+
+struct Worker {
+    cancel: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+struct Inner {
+    libdir: PathBuf,
+    allow_test_drop: bool,
+    settings: Mutex<Settings>,
+    search_lib: Mutex<Option<Library>>,
+    view_lib: Mutex<Option<Library>>,
+    worker: Mutex<Option<Worker>>,
+    activity: Mutex<Activity>,
+    models: Mutex<ModelsState>,
+    dropped: Mutex<HashSet<PathBuf>>,
+    opening: Mutex<()>,
+    /// Bumped whenever the search library is replaced (new models), so a stale load reports nothing.
+    generation: AtomicU64,
+    sink: Arc<dyn EventSink>,
+}
+
+/// The app's state; cheap to clone (shared).
+#[derive(Clone)]
+pub struct Core(Arc<Inner>);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `~/x` → the home folder's `x`.
+pub fn expand_home(p: &str) -> PathBuf {
+    let p = p.trim();
+    if let (Some(rest), Some(home)) = (p.strip_prefix("~"), dirs::home_dir()) {
+        if rest.is_empty() {
+            return home;
+        }
+        if let Some(rest) = rest.strip_prefix('/') {
+            return home.join(rest);
+        }
+    }
+    PathBuf::from(p)
+}
+
+impl Core {
+    /// State for a library folder. Starts nothing: call `start`.
+    pub fn new(libdir: PathBuf, allow_test_drop: bool, sink: Arc<dyn EventSink>) -> Core {
+        let settings = Settings::load(&libdir);
+        Core(Arc::new(Inner {
+            libdir,
+            allow_test_drop,
+            settings: Mutex::new(settings),
+            search_lib: Mutex::new(None),
+            view_lib: Mutex::new(None),
+            worker: Mutex::new(None),
+            activity: Mutex::new(Activity {
+                state: "starting".into(),
+                ..Default::default()
+            }),
+            models: Mutex::new(ModelsState {
+                clip: "loading".into(),
+                error: None,
+            }),
+            dropped: Mutex::new(HashSet::new()),
+            opening: Mutex::new(()),
+            generation: AtomicU64::new(0),
+            sink,
+        }))
+    }
+
+    /// From the environment, as the CLI reads it (`SHOEBOX_LIBRARY`, …; `SHOEBOX_TEST_DROP=1`
+    /// lets the end-to-end test stand in for the OS drop event).
+    pub fn from_env(sink: Arc<dyn EventSink>) -> ApiResult<Core> {
+        let libdir = crate::settings::library_dir_from_env()?;
+        let test_drop = std::env::var("SHOEBOX_TEST_DROP").is_ok_and(|v| v == "1");
+        Ok(Core::new(libdir, test_drop, sink))
+    }
+
+    /// Load models in the background and start the background writer.
+    pub fn start(&self) {
+        self.load_models();
+        self.restart_worker();
+    }
+
+    /// Stop the background writer (waits for the batch in flight) so the index is saved.
+    pub fn shutdown(&self) {
+        self.stop_worker();
+    }
+
+    pub fn libdir(&self) -> &Path {
+        &self.0.libdir
+    }
+
+    fn emit(&self, event: &str, payload: Value) {
+        self.0.sink.emit(event, payload);
+    }
+
+    fn options(&self) -> shoebox_core::LibraryOptions {
+        lock(&self.0.settings).library_options(&self.0.libdir)
+    }
+
+    fn open(&self) -> ApiResult<Library> {
+        // Opening migrates the catalog; two first opens at once race on creating its tables.
+        let _one_at_a_time = lock(&self.0.opening);
+        Ok(Library::open(self.options())?)
+    }
+
+    /// Run `f` on the search library (opened on first use).
+    fn with_search<T>(
+        &self,
+        f: impl FnOnce(&mut Library) -> shoebox_core::Result<T>,
+    ) -> ApiResult<T> {
+        let mut g = lock(&self.0.search_lib);
+        if g.is_none() {
+            *g = Some(self.open()?);
+        }
+        Ok(f(g.as_mut().expect("opened above"))?)
+    }
+
+    /// Run `f` on the viewing library (never loads models).
+    fn with_view<T>(&self, f: impl FnOnce(&Library) -> shoebox_core::Result<T>) -> ApiResult<T> {
+        let mut g = lock(&self.0.view_lib);
+        if g.is_none() {
+            *g = Some(self.open()?);
+        }
+        Ok(f(g.as_ref().expect("opened above"))?)
+    }
+
+    // ---- state ----
+
+    pub fn state(&self) -> AppState {
+        let pictures = dirs::picture_dir()
+            .or_else(|| dirs::home_dir().map(|h| h.join("Pictures")))
+            .filter(|p| p.is_dir())
+            .or_else(dirs::home_dir);
+        AppState {
+            library: self.0.libdir.to_string_lossy().into_owned(),
+            settings: lock(&self.0.settings).clone(),
+            activity: lock(&self.0.activity).clone(),
+            models: lock(&self.0.models).clone(),
+            suggested_folder: pictures.map(|p| p.to_string_lossy().into_owned()),
+        }
+    }
+
+    pub fn activity(&self) -> Activity {
+        lock(&self.0.activity).clone()
+    }
+
+    fn set_activity(&self, f: impl FnOnce(&mut Activity)) {
+        let a = {
+            let mut g = lock(&self.0.activity);
+            f(&mut g);
+            g.clone()
+        };
+        self.emit("activity", serde_json::to_value(a).expect("serializable"));
+    }
+
+    /// Folders with counts, photo counts, and every failure with its reason.
+    pub fn status(&self) -> ApiResult<Status> {
+        self.with_view(|lib| lib.status(true))
+    }
+
+    // ---- models ----
+
+    /// Load the CLIP model into the search library in the background (searches wait for it).
+    pub fn load_models(&self) {
+        let generation = self.0.generation.load(Ordering::SeqCst);
+        self.set_models("loading", None);
+        let core = self.clone();
+        std::thread::spawn(move || {
+            let r = core.with_search(|lib| lib.clip().map(|_| ()));
+            if core.0.generation.load(Ordering::SeqCst) != generation {
+                return;
+            }
+            match r {
+                Ok(()) => core.set_models("ready", None),
+                Err(e) => core.set_models("error", Some(e)),
+            }
+        });
+    }
+
+    fn set_models(&self, clip: &str, error: Option<ApiError>) {
+        let m = ModelsState {
+            clip: clip.into(),
+            error,
+        };
+        *lock(&self.0.models) = m.clone();
+        self.emit("models", serde_json::to_value(m).expect("serializable"));
+    }
+
+    pub fn models(&self) -> ModelsState {
+        lock(&self.0.models).clone()
+    }
+
+    // ---- settings ----
+
+    pub fn settings(&self) -> Settings {
+        lock(&self.0.settings).clone()
+    }
+
+    /// Save new settings; models and the background writer restart with them.
+    pub fn save_settings(&self, s: Settings) -> ApiResult<Settings> {
+        s.validate()?;
+        s.save(&self.0.libdir)?;
+        let changed = {
+            let mut g = lock(&self.0.settings);
+            let changed = *g != s;
+            *g = s.clone();
+            changed
+        };
+        if changed {
+            self.stop_worker();
+            self.0.generation.fetch_add(1, Ordering::SeqCst);
+            *lock(&self.0.search_lib) = None;
+            *lock(&self.0.view_lib) = None;
+            self.load_models();
+            self.restart_worker();
+        }
+        Ok(s)
+    }
+
+    // ---- the background writer ----
+
+    fn stop_worker(&self) {
+        let w = lock(&self.0.worker).take();
+        if let Some(w) = w {
+            w.cancel.store(true, Ordering::SeqCst);
+            let _ = w.handle.join();
+        }
+    }
+
+    /// (Re)start the background writer: index with progress, then watch. Idle without folders.
+    pub fn restart_worker(&self) {
+        self.stop_worker();
+        let has_folders = match self.status() {
+            Ok(s) => !s.folders.is_empty(),
+            Err(e) => {
+                self.set_activity(|a| {
+                    a.state = "error".into();
+                    a.error = Some(e);
+                });
+                return;
+            }
+        };
+        if !has_folders {
+            self.set_activity(|a| {
+                *a = Activity {
+                    state: "idle".into(),
+                    ..Default::default()
+                }
+            });
+            return;
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let core = self.clone();
+        let c = cancel.clone();
+        let handle = std::thread::Builder::new()
+            .name("shoebox-writer".into())
+            .spawn(move || {
+                let r = core.run_worker(&c);
+                core.set_activity(|a| {
+                    a.progress = None;
+                    a.watching = None;
+                    match r {
+                        Ok(()) => a.state = "stopped".into(),
+                        Err(e) => {
+                            a.state = "error".into();
+                            a.error = Some(e);
+                        }
+                    }
+                });
+            })
+            .expect("spawn the writer thread");
+        *lock(&self.0.worker) = Some(Worker { cancel, handle });
+    }
+
+    fn run_worker(&self, cancel: &AtomicBool) -> ApiResult<()> {
+        let mut lib = self.open()?;
+        lib.lock_for_writing()?;
+        self.set_activity(|a| {
+            a.state = "indexing".into();
+            a.error = None;
+            a.progress = Some(IndexProgress::default());
+        });
+        let start = Instant::now();
+        let mut last = Instant::now() - Duration::from_secs(1);
+        let report = lib.index(PipelineOptions::default(), cancel, &mut |p| {
+            // At most ~8 updates a second, and always the last one.
+            if p.done < p.total && last.elapsed() < Duration::from_millis(120) {
+                return;
+            }
+            last = Instant::now();
+            let elapsed = start.elapsed().as_secs_f64();
+            let rate = if elapsed > 0.0 {
+                p.done as f64 / elapsed
+            } else {
+                0.0
+            };
+            let progress = IndexProgress {
+                total: p.total,
+                done: p.done,
+                embedded: p.embedded,
+                failed: p.failed,
+                elapsed_s: elapsed,
+                rate,
+                eta_s: (rate > 0.0).then(|| (p.total - p.done) as f64 / rate),
+            };
+            self.set_activity(|a| a.progress = Some(progress));
+        })?;
+        let (s, p) = (report.scan, report.pipeline);
+        self.set_activity(|a| {
+            a.last_index = Some(IndexSummary {
+                seen: s.seen,
+                added: s.added,
+                changed: s.changed,
+                moved: s.moved,
+                removed: s.removed,
+                problems: s.issues,
+                embedded: p.embedded,
+                failed: p.failed,
+                seconds: p.seconds,
+                interrupted: p.interrupted,
+            });
+            a.progress = None;
+        });
+        self.emit("library-changed", json!({ "reason": "indexed" }));
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let captions = if self.settings().background_captions {
+            match lib.captioner() {
+                Ok(_) => Some(CaptionOptions::default()),
+                Err(e) => {
+                    self.emit(
+                        "notice",
+                        json!({ "code": e.code(), "message": format!("background captioning is off: {e}") }),
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        self.set_activity(|a| a.state = "watching".into());
+        let opts = WatchOptions {
+            captions,
+            ..Default::default()
+        };
+        lib.watch(opts, cancel, &mut |ev| match ev {
+            WatchEvent::Watching { native, polled } => {
+                self.set_activity(|a| a.watching = Some((native, polled)))
+            }
+            WatchEvent::Rescan { reason } => {
+                self.emit("notice", json!({ "code": "rescan", "message": reason }))
+            }
+            WatchEvent::Indexed(r) => {
+                let (s, p) = (r.scan, r.pipeline);
+                if s.added + s.changed + s.moved + s.removed + p.embedded + p.failed > 0 {
+                    self.emit("library-changed", json!({ "reason": "watch" }));
+                }
+            }
+            WatchEvent::Captioned(r) => {
+                if r.captioned > 0 {
+                    self.emit("library-changed", json!({ "reason": "captions" }));
+                }
+            }
+        })?;
+        Ok(())
+    }
+
+    // ---- folders ----
+
+    /// Stop the writer, run `f` on a writing library, start the writer again (also on failure).
+    fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut Library) -> shoebox_core::Result<T>,
+    ) -> ApiResult<T> {
+        self.stop_worker();
+        let r = (|| {
+            let mut lib = self.open()?;
+            lib.lock_for_writing()?;
+            Ok(f(&mut lib)?)
+        })();
+        self.restart_worker();
+        self.emit("library-changed", json!({ "reason": "folders" }));
+        r
+    }
+
+    /// Add a photo folder (`~` allowed); it is scanned now and indexed in the background.
+    pub fn add_folder(&self, path: &str) -> ApiResult<Status> {
+        if path.trim().is_empty() {
+            return Err(ApiError::new("invalid", "type or choose a folder to add"));
+        }
+        let dir = expand_home(path);
+        self.with_writer(|lib| lib.add_folders(&[dir]).map(|_| ()))?;
+        self.status()
+    }
+
+    /// Forget a folder (files on disk are never touched).
+    pub fn remove_folder(&self, path: &str) -> ApiResult<Status> {
+        let dir = expand_home(path);
+        self.with_writer(|lib| lib.remove_folders(&[dir]).map(|_| ()))?;
+        self.status()
+    }
+
+    // ---- search and viewing ----
+
+    pub fn search(&self, args: &SearchArgs) -> ApiResult<SearchResponse> {
+        let req = args.to_request()?;
+        for p in &req.like {
+            if !self.may_read(p) {
+                return Err(ApiError::new(
+                    "not_allowed",
+                    format!(
+                        "{} is neither a library photo nor a dropped file",
+                        p.display()
+                    ),
+                ));
+            }
+        }
+        self.with_search(|lib| lib.search(&req))
+    }
+
+    pub fn photo(&self, path: &str) -> ApiResult<PhotoDetails> {
+        self.with_view(|lib| lib.photo_details(Path::new(path)))
+    }
+
+    pub fn tags(&self) -> ApiResult<Vec<TagCount>> {
+        self.with_view(|lib| lib.all_tags())
+    }
+
+    /// Whether the webview may see this file: a library photo, or a file the user dropped/picked.
+    pub fn may_read(&self, path: &Path) -> bool {
+        let Ok(canon) = std::fs::canonicalize(path) else {
+            return false;
+        };
+        if lock(&self.0.dropped).contains(&canon) {
+            return true;
+        }
+        self.with_view(|lib| lib.is_photo(&canon)).unwrap_or(false)
+    }
+
+    /// The canonical path of a readable file, or `not_allowed`.
+    pub fn readable(&self, path: &str) -> ApiResult<PathBuf> {
+        let p = Path::new(path);
+        if self.may_read(p) {
+            Ok(std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
+        } else {
+            Err(ApiError::new(
+                "not_allowed",
+                format!("{path} is neither a library photo nor a dropped file"),
+            ))
+        }
+    }
+
+    // ---- drag-in ----
+
+    /// The one path for dropped files, whether they came from the window's drag-drop event, the
+    /// compare-file dialog or the test command: each file may be viewed from now on; it gets a
+    /// caption and its most similar library photos. It is not added to the library. Emits
+    /// `drop-start`, one `drop-result` per file, and `drop-done`.
+    pub fn handle_drop(&self, paths: Vec<PathBuf>) -> Vec<DropResult> {
+        let shown: Vec<String> = paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        self.emit("drop-start", json!({ "paths": shown }));
+        let mut out = Vec::new();
+        for p in paths {
+            let r = self.analyze_dropped(&p);
+            self.emit(
+                "drop-result",
+                serde_json::to_value(&r).expect("serializable"),
+            );
+            out.push(r);
+        }
+        self.emit("drop-done", json!({ "count": out.len() }));
+        out
+    }
+
+    fn analyze_dropped(&self, path: &Path) -> DropResult {
+        let mut r = DropResult {
+            path: path.to_string_lossy().into_owned(),
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            caption: None,
+            caption_error: None,
+            similar: Vec::new(),
+            error: None,
+        };
+        let canon = match std::fs::canonicalize(path) {
+            Ok(c) if c.is_file() => c,
+            Ok(_) => {
+                r.error = Some(ApiError::new("invalid", "not a file"));
+                return r;
+            }
+            Err(e) => {
+                r.error = Some(ApiError::new("io", format!("{}: {e}", path.display())));
+                return r;
+            }
+        };
+        if shoebox_core::scan::image_ext(&canon).is_none() {
+            r.error = Some(ApiError::new(
+                "invalid",
+                "not an image Shoebox reads (JPEG, PNG, WebP, GIF, BMP, TIFF)",
+            ));
+            return r;
+        }
+        r.path = canon.to_string_lossy().into_owned();
+        lock(&self.0.dropped).insert(canon.clone());
+        let req = SearchRequest {
+            like: vec![canon.clone()],
+            limit: DROP_SIMILAR,
+            mode: Some(SearchMode::Clip),
+            ..Default::default()
+        };
+        match self.with_search(|lib| lib.search(&req)) {
+            Ok(resp) => r.similar = resp.results,
+            Err(e) => r.error = Some(e),
+        }
+        match self.with_search(|lib| {
+            let cap = lib.captioner()?;
+            captions::caption_file(cap, &canon, &CaptionOptions::default())
+        }) {
+            Ok(c) => r.caption = Some(c),
+            Err(e) => r.caption_error = Some(e),
+        }
+        r
+    }
+
+    /// The test stand-in for an OS drop (only when started with `SHOEBOX_TEST_DROP=1`): the webview
+    /// cannot otherwise name files outside the library.
+    pub fn test_drop(&self, paths: Vec<String>) -> ApiResult<Vec<DropResult>> {
+        if !self.0.allow_test_drop {
+            return Err(ApiError::new(
+                "not_allowed",
+                "dropping files by name is only for tests (SHOEBOX_TEST_DROP=1)",
+            ));
+        }
+        Ok(self.handle_drop(paths.into_iter().map(PathBuf::from).collect()))
+    }
+}

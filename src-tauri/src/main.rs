@@ -1,0 +1,8 @@
+//! The Shoebox desktop app's entry point: everything lives in the `shoebox_app` library.
+
+// No console window on Windows release builds.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+fn main() {
+    shoebox_app::run()
+}

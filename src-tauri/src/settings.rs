@@ -1,0 +1,130 @@
+//! App settings: the library folder and models come from the same environment variables as the CLI
+//! (`SHOEBOX_LIBRARY`, `SHOEBOX_CLIP_MODEL`, `SHOEBOX_CAPTION_MODEL`, `SHOEBOX_TEXT_MODEL`, plus
+//! `SHOEBOX_DEVICE`); what the user saves in the Settings view is kept in the library folder
+//! (`app-settings.json`). Precedence: built-in defaults < saved settings < environment.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use shoebox_core::models::caption::DEFAULT_CAPTION_MODEL;
+use shoebox_core::models::clip::DEFAULT_CLIP_MODEL;
+use shoebox_core::models::text::DEFAULT_TEXT_MODEL;
+use shoebox_core::models::DeviceChoice;
+use shoebox_core::LibraryOptions;
+
+use crate::error::{ApiError, ApiResult};
+
+/// What the Settings view edits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Settings {
+    /// CLIP model: hub id or local folder.
+    pub clip_model: String,
+    /// Captioning model (BLIP or ViT-GPT2): hub id or local folder.
+    pub caption_model: String,
+    /// Sentence encoder (caption tags, hybrid search): hub id or local folder.
+    pub text_model: String,
+    /// auto, cpu, cuda or metal.
+    pub device: String,
+    /// Caption photos in the background while the app is open.
+    pub background_captions: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            clip_model: DEFAULT_CLIP_MODEL.into(),
+            caption_model: DEFAULT_CAPTION_MODEL.into(),
+            text_model: DEFAULT_TEXT_MODEL.into(),
+            device: "auto".into(),
+            background_captions: false,
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The library folder: `$SHOEBOX_LIBRARY`, else the platform data dir (as the CLI).
+pub fn library_dir_from_env() -> ApiResult<PathBuf> {
+    if let Some(d) = env("SHOEBOX_LIBRARY") {
+        return Ok(PathBuf::from(d));
+    }
+    dirs::data_dir().map(|d| d.join("shoebox")).ok_or_else(|| {
+        ApiError::new(
+            "invalid",
+            "no platform data folder: set SHOEBOX_LIBRARY to a folder for the library",
+        )
+    })
+}
+
+/// Where saved settings live.
+pub fn settings_file(libdir: &Path) -> PathBuf {
+    libdir.join("app-settings.json")
+}
+
+impl Settings {
+    /// Defaults, then the saved file, then the environment.
+    pub fn load(libdir: &Path) -> Settings {
+        let mut s = std::fs::read_to_string(settings_file(libdir))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Settings>(&t).ok())
+            .unwrap_or_default();
+        if let Some(v) = env("SHOEBOX_CLIP_MODEL") {
+            s.clip_model = v;
+        }
+        if let Some(v) = env("SHOEBOX_CAPTION_MODEL") {
+            s.caption_model = v;
+        }
+        if let Some(v) = env("SHOEBOX_TEXT_MODEL") {
+            s.text_model = v;
+        }
+        if let Some(v) = env("SHOEBOX_DEVICE") {
+            s.device = v;
+        }
+        s
+    }
+
+    /// Check values a person typed.
+    pub fn validate(&self) -> ApiResult<()> {
+        self.device.parse::<DeviceChoice>()?;
+        for (what, v) in [
+            ("CLIP model", &self.clip_model),
+            ("caption model", &self.caption_model),
+            ("text model", &self.text_model),
+        ] {
+            if v.trim().is_empty() {
+                return Err(ApiError::new(
+                    "invalid",
+                    format!("the {what} cannot be empty: give a hub id or a model folder"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the settings file (atomically).
+    pub fn save(&self, libdir: &Path) -> ApiResult<()> {
+        std::fs::create_dir_all(libdir)
+            .map_err(|e| ApiError::new("io", format!("{}: {e}", libdir.display())))?;
+        let path = settings_file(libdir);
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(self).expect("settings serialize");
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| ApiError::new("io", format!("{}: {e}", path.display())))
+    }
+
+    /// How to open the library with these settings.
+    pub fn library_options(&self, libdir: &Path) -> LibraryOptions {
+        LibraryOptions {
+            dir: libdir.to_path_buf(),
+            clip_model: self.clip_model.trim().to_string(),
+            caption_model: self.caption_model.trim().to_string(),
+            text_model: self.text_model.trim().to_string(),
+            device: self.device.parse().unwrap_or_default(),
+            download_progress: false,
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! Command-level tests of the app layer: the operations behind each Tauri command (`Core`) and the
+//! `photo:` protocol, called directly on a temp library with the tiny fixture models — no window.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use shoebox_app::core::{Core, EventSink, SearchArgs};
+use shoebox_app::protocol;
+use shoebox_app::settings::{settings_file, Settings};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+/// file name → (color, shape)
+fn labels() -> HashMap<String, (String, String)> {
+    let text = std::fs::read_to_string(fixtures().join("data/dev/labels.jsonl")).unwrap();
+    text.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["file"].as_str().unwrap().to_string(),
+                (
+                    v["color"].as_str().unwrap().to_string(),
+                    v["shape"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn label_of(path: &str) -> (String, String) {
+    let name = Path::new(path).file_name().unwrap().to_str().unwrap();
+    labels()[name].clone()
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(String, Value)>>);
+
+impl EventSink for Recorder {
+    fn emit(&self, event: &str, payload: Value) {
+        self.0.lock().unwrap().push((event.to_string(), payload));
+    }
+}
+
+impl Recorder {
+    fn events(&self, name: &str) -> Vec<Value> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(e, _)| e == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// Settings pointing at the fixture models, saved where `Core` reads them.
+fn fixture_settings(lib: &Path) -> Settings {
+    std::env::set_var("HF_HUB_OFFLINE", "1");
+    for v in [
+        "SHOEBOX_CLIP_MODEL",
+        "SHOEBOX_CAPTION_MODEL",
+        "SHOEBOX_TEXT_MODEL",
+        "SHOEBOX_DEVICE",
+    ] {
+        assert!(
+            std::env::var_os(v).is_none(),
+            "unset {v}: it would override the fixture models"
+        );
+    }
+    let s = Settings {
+        clip_model: fixtures().join("models/clip-dev").to_string_lossy().into(),
+        caption_model: fixtures().join("models/blip-dev").to_string_lossy().into(),
+        device: "cpu".into(),
+        ..Settings::default()
+    };
+    s.save(lib).unwrap();
+    s
+}
+
+/// Copies of the first `n` shape images.
+fn shape_folder(dir: &Path, n: usize) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut names: Vec<String> = labels().into_keys().collect();
+    names.sort();
+    names
+        .into_iter()
+        .take(n)
+        .map(|name| {
+            let to = dir.join(&name);
+            std::fs::copy(fixtures().join("data/dev").join(&name), &to).unwrap();
+            to
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn folders_indexing_search_photo_protocol_and_drop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    fixture_settings(&lib);
+    let photos = tmp.path().join("photos");
+    shape_folder(&photos, 40);
+    let rec = Arc::new(Recorder::default());
+    let core = Core::new(lib.clone(), false, rec.clone());
+    core.start();
+
+    // First run: no folders, the writer idles; models load in the background.
+    let a = core.activity();
+    assert_eq!(a.state, "idle", "{:?}", a.error);
+    assert!(core.status().unwrap().folders.is_empty());
+    wait_until("the CLIP model", Duration::from_secs(120), || {
+        let m = core.models();
+        assert_ne!(m.clip, "error", "{:?}", m.error);
+        m.clip == "ready"
+    });
+
+    // Errors reach the UI as {code, message}.
+    let e = core.add_folder("/no/such/folder").unwrap_err();
+    assert_eq!(e.code, "io");
+    assert!(e.message.contains("/no/such/folder"), "{e:?}");
+    assert_eq!(core.add_folder("  ").unwrap_err().code, "invalid");
+
+    // Adding a folder scans it; the writer indexes it in the background with progress, then watches.
+    let st = core.add_folder(photos.to_str().unwrap()).unwrap();
+    assert_eq!(st.folders.len(), 1);
+    assert_eq!(st.folders[0].photos, 40);
+    wait_until("indexing", Duration::from_secs(120), || {
+        core.activity().state == "watching" && core.status().unwrap().photos.indexed == 40
+    });
+    let activity = rec.events("activity");
+    assert!(activity.iter().any(|a| a["state"] == "indexing"));
+    let last = activity
+        .iter()
+        .rev()
+        .find_map(|a| a["progress"].as_object().filter(|p| p["total"] == 40))
+        .expect("progress events for 40 photos");
+    assert_eq!(last["done"], 40);
+    assert!(last["rate"].as_f64().unwrap() > 0.0);
+    let summary = &core.activity().last_index.unwrap();
+    assert_eq!((summary.embedded, summary.failed), (40, 0));
+    assert!(!rec.events("library-changed").is_empty());
+
+    // Search, as the UI sends it.
+    let args = SearchArgs {
+        query: Some("a photo of a red circle".into()),
+        limit: Some(10),
+        ..Default::default()
+    };
+    let r = core.search(&args).unwrap();
+    assert_eq!(r.results.len(), 10);
+    let first = r.results[0].path.clone();
+    assert_eq!(label_of(&first), ("red".into(), "circle".into()));
+    // Filters and options map like the CLI's flags.
+    let r = core
+        .search(&SearchArgs {
+            types: vec!["png".into()],
+            min_score: Some(-1.0),
+            sort: Some("date".into()),
+            mode: Some("clip".into()),
+            ..args.clone()
+        })
+        .unwrap();
+    assert!(r.results.iter().all(|h| h.path.ends_with(".png")));
+    let bad_date = SearchArgs {
+        after: Some("June".into()),
+        ..args.clone()
+    };
+    assert_eq!(core.search(&bad_date).unwrap_err().code, "invalid");
+    let bad_mode = SearchArgs {
+        mode: Some("fuzzy".into()),
+        ..args.clone()
+    };
+    assert_eq!(core.search(&bad_mode).unwrap_err().code, "invalid");
+    // "Find similar" is a search by a library photo: it finds itself first.
+    let r = core
+        .search(&SearchArgs {
+            like: vec![first.clone()],
+            limit: Some(5),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(r.results[0].path, first);
+    assert!(r.results[0].score > 0.999);
+
+    // Files outside the library are off limits until dropped.
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let dropped = outside.join("dropped red circle.jpg");
+    std::fs::copy(&first, &dropped).unwrap();
+    let like_outside = SearchArgs {
+        like: vec![dropped.to_string_lossy().into()],
+        ..Default::default()
+    };
+    assert_eq!(core.search(&like_outside).unwrap_err().code, "not_allowed");
+    let enc = |p: &Path| format!("/{}", percent_encoding_path(p.to_str().unwrap()));
+    let resp = protocol::respond(&core, &enc(&dropped), Some("kind=thumb"));
+    assert_eq!(resp.status(), 403);
+    assert_eq!(
+        core.readable(dropped.to_str().unwrap()).unwrap_err().code,
+        "not_allowed"
+    );
+
+    // The photo view's details and images.
+    let d = core.photo(&first).unwrap();
+    assert_eq!(d.path, first);
+    assert!(d.width.unwrap() > 0 && d.height.unwrap() > 0);
+    assert!(!d.date.is_empty());
+    let resp = protocol::respond(&core, &enc(Path::new(&first)), Some("kind=thumb"));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    let thumb = image_size(resp.body());
+    assert!(thumb.0.min(thumb.1) <= 256, "{thumb:?}");
+    assert!(
+        lib.join("thumbs").is_dir(),
+        "thumbnails are cached in the library"
+    );
+    let resp = protocol::respond(&core, &enc(Path::new(&first)), Some("kind=full"));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.body(), &std::fs::read(&first).unwrap());
+    assert_eq!(protocol::respond(&core, "/relative", None).status(), 400);
+    assert_eq!(
+        protocol::respond(&core, &enc(Path::new(&first)), Some("kind=raw")).status(),
+        400
+    );
+
+    // Drag-in: the test command is refused unless the app was started for tests …
+    assert_eq!(
+        core.test_drop(vec![dropped.to_string_lossy().into()])
+            .unwrap_err()
+            .code,
+        "not_allowed"
+    );
+    // … and the drop path captions the file and finds its library twin, without adding it.
+    let not_image = outside.join("notes.txt");
+    std::fs::write(&not_image, "hello").unwrap();
+    let results = core.handle_drop(vec![dropped.clone(), not_image]);
+    assert_eq!(results.len(), 2);
+    let r = &results[0];
+    assert!(r.error.is_none(), "{:?}", r.error);
+    let cap = r.caption.as_ref().expect("a caption from the fixture BLIP");
+    assert!(!cap.caption.trim().is_empty());
+    assert_eq!(r.similar[0].path, first);
+    assert!(r.similar[0].score > 0.999);
+    assert_eq!(results[1].error.as_ref().unwrap().code, "invalid");
+    assert_eq!(rec.events("drop-start").len(), 1);
+    assert_eq!(rec.events("drop-result").len(), 2);
+    assert_eq!(rec.events("drop-done").len(), 1);
+    assert_eq!(core.status().unwrap().photos.indexed, 40, "not added");
+    // Now the webview may see it.
+    let resp = protocol::respond(&core, &enc(&dropped), Some("kind=thumb"));
+    assert_eq!(resp.status(), 200);
+    assert!(core.search(&like_outside).is_ok());
+
+    // The watcher runs while the app is open: a new photo is indexed on its own.
+    let changes = rec.events("library-changed").len();
+    let extra = shape_folder(&tmp.path().join("more"), 41).pop().unwrap();
+    std::fs::copy(&extra, photos.join("new.jpg")).unwrap();
+    wait_until(
+        "the watcher to index a new photo",
+        Duration::from_secs(60),
+        || core.status().unwrap().photos.indexed == 41,
+    );
+    wait_until("library-changed", Duration::from_secs(10), || {
+        rec.events("library-changed").len() > changes
+    });
+
+    // Remove the folder: the photos go, the writer idles.
+    let st = core.remove_folder(photos.to_str().unwrap()).unwrap();
+    assert!(st.folders.is_empty());
+    assert_eq!(st.photos.indexed, 0);
+    assert_eq!(core.activity().state, "idle");
+    assert_eq!(
+        core.remove_folder(photos.to_str().unwrap())
+            .unwrap_err()
+            .code,
+        "invalid"
+    );
+    core.shutdown();
+}
+
+#[test]
+fn settings_are_validated_saved_and_reloaded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    let saved = fixture_settings(&lib);
+    let rec = Arc::new(Recorder::default());
+    let core = Core::new(lib.clone(), true, rec.clone());
+    assert_eq!(core.settings(), saved);
+    let bad = Settings {
+        device: "gpu".into(),
+        ..saved.clone()
+    };
+    assert_eq!(core.save_settings(bad).unwrap_err().code, "invalid");
+    let empty = Settings {
+        clip_model: " ".into(),
+        ..saved.clone()
+    };
+    assert_eq!(core.save_settings(empty).unwrap_err().code, "invalid");
+    let new = Settings {
+        background_captions: true,
+        ..saved.clone()
+    };
+    core.save_settings(new.clone()).unwrap();
+    assert_eq!(Settings::load(&lib), new);
+    assert!(settings_file(&lib).is_file());
+    // A model that is not there is reported, not a crash.
+    let missing = Settings {
+        clip_model: tmp.path().join("no-model").to_string_lossy().into(),
+        ..new.clone()
+    };
+    core.save_settings(missing).unwrap();
+    wait_until("the model error", Duration::from_secs(30), || {
+        core.models().clip == "error"
+    });
+    let err = core.models().error.unwrap();
+    assert!(err.code.starts_with("model") || err.code == "io", "{err:?}");
+    let state = core.state();
+    assert_eq!(state.library, lib.to_string_lossy());
+    assert!(state.settings.background_captions);
+    // Tests may stand in for the OS drop event when allowed.
+    assert!(core.test_drop(vec![]).unwrap().is_empty());
+    core.shutdown();
+}
+
+fn image_size(bytes: &[u8]) -> (u32, u32) {
+    // JPEG SOF0/SOF2 marker scan: enough to read a thumbnail's size without an image crate here.
+    let mut i = 2;
+    while i + 9 < bytes.len() {
+        if bytes[i] != 0xFF {
+            i += 1;
+            continue;
+        }
+        let marker = bytes[i + 1];
+        let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+        if matches!(marker, 0xC0 | 0xC1 | 0xC2) {
+            let h = u16::from_be_bytes([bytes[i + 5], bytes[i + 6]]) as u32;
+            let w = u16::from_be_bytes([bytes[i + 7], bytes[i + 8]]) as u32;
+            return (w, h);
+        }
+        i += 2 + len;
+    }
+    panic!("not a JPEG");
+}
+
+/// What `convertFileSrc` does to a path (encodeURIComponent).
+fn percent_encoding_path(p: &str) -> String {
+    p.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'!'
+            | b'~'
+            | b'*'
+            | b'\''
+            | b'('
+            | b')' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,592 @@
+//! End-to-end test through the real webview: tauri-driver + WebKitWebDriver (under Xvfb when there
+//! is no display) drive the built app on a temp library with the tiny fixture CLIP model. It adds the
+//! shape images folder, waits for indexing, searches "a photo of a red circle", opens a result, uses
+//! "find similar", and drops a file through the same Rust path as the window's drop event. Screenshots
+//! of the main views go to `target/e2e-screenshots/`.
+//!
+//! Skips (with a message) when tauri-driver, WebKitWebDriver or Xvfb are missing, unless `CI` is set:
+//! then it fails. `scripts/e2e.sh` installs what is missing and runs it.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+const QUERY: &str = "a photo of a red circle";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .canonicalize()
+        .unwrap()
+}
+
+fn screenshots_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("e2e-screenshots")
+}
+
+fn label_of(path: &str) -> (String, String) {
+    let name = Path::new(path).file_name().unwrap().to_str().unwrap();
+    let text = std::fs::read_to_string(fixtures().join("data/dev/labels.jsonl")).unwrap();
+    for l in text.lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        if v["file"] == name {
+            return (
+                v["color"].as_str().unwrap().into(),
+                v["shape"].as_str().unwrap().into(),
+            );
+        }
+    }
+    panic!("{name} has no label")
+}
+
+/// A program on PATH or in ~/.cargo/bin.
+fn find_tool(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process stopped with SIGTERM (tauri-driver must get SIGTERM, not SIGKILL, or its
+/// WebKitWebDriver child keeps running), then killed if it lingers.
+struct Guard {
+    name: &'static str,
+    child: Child,
+}
+
+impl Guard {
+    fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("{} did not stop on SIGTERM; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Start Xvfb on a free display; returns (guard, ":N").
+fn start_xvfb(xvfb: &Path) -> (Guard, String) {
+    for n in 90..140 {
+        let sock = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+        if sock.exists() || Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+            continue;
+        }
+        let child = Command::new(xvfb)
+            .args([
+                &format!(":{n}"),
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xvfb");
+        let mut g = Guard {
+            name: "Xvfb",
+            child,
+        };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if sock.exists() {
+                return (g, format!(":{n}"));
+            }
+            if let Ok(Some(_)) = g.child.try_wait() {
+                break; // lost a race for this display: try the next
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        g.stop();
+    }
+    panic!("could not start Xvfb on any display :90..:139");
+}
+
+/// A minimal synchronous W3C WebDriver client (all this test needs).
+struct WebDriver {
+    agent: ureq::Agent,
+    base: String,
+    session: String,
+    shots: PathBuf,
+}
+
+impl WebDriver {
+    fn connect(port: u16, app: &Path, shots: PathBuf) -> Result<WebDriver, String> {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            // Session creation starts the app: it hangs forever when the app cannot start.
+            .timeout(Duration::from_secs(90))
+            .build();
+        let base = format!("http://127.0.0.1:{port}");
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "wry",
+            "tauri:options": { "application": app },
+        }}});
+        let resp: Value = agent
+            .post(&format!("{base}/session"))
+            .send_json(caps)
+            .map_err(|e| format!("creating the WebDriver session: {e}"))?
+            .into_json()
+            .map_err(|e| e.to_string())?;
+        let session = resp["value"]["sessionId"]
+            .as_str()
+            .ok_or_else(|| format!("no session id in {resp}"))?
+            .to_string();
+        Ok(WebDriver {
+            agent,
+            base,
+            session,
+            shots,
+        })
+    }
+
+    fn request(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let url = format!("{}/session/{}{}", self.base, self.session, path);
+        let req = self.agent.request(method, &url);
+        let resp = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let v: Value = match resp {
+            Ok(r) => r.into_json().map_err(|e| e.to_string())?,
+            Err(ureq::Error::Status(_, r)) => {
+                let v: Value = r.into_json().map_err(|e| e.to_string())?;
+                return Err(format!(
+                    "{}: {}",
+                    v["value"]["error"], v["value"]["message"]
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(v["value"].clone())
+    }
+
+    fn exec(&self, script: &str, args: Value) -> Value {
+        self.request(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    fn find(&self, css: &str) -> Option<String> {
+        self.request(
+            "POST",
+            "/element",
+            Some(json!({ "using": "css selector", "value": css })),
+        )
+        .ok()
+        .and_then(|v| v[ELEMENT].as_str().map(str::to_string))
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.wait(&format!("{css} to click"), 20, |d| d.find(css));
+        self.request("POST", &format!("/element/{id}/click"), Some(json!({})))
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.wait(&format!("{css} to type into"), 20, |d| d.find(css));
+        self.request(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+    }
+
+    /// Poll `f` until it gives a value; on timeout, save a screenshot and fail.
+    fn wait<T>(&self, what: &str, secs: u64, mut f: impl FnMut(&Self) -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f(self) {
+                return v;
+            }
+            if start.elapsed() > Duration::from_secs(secs) {
+                self.screenshot("failure");
+                let errors = self.exec(
+                    "return document.querySelector('#errors').innerText + ' | ' + document.querySelector('#activity').innerText",
+                    json!([]),
+                );
+                panic!("timed out after {secs} s waiting for {what}; the UI says: {errors}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn screenshot(&self, name: &str) {
+        // WebDriver screenshots can lag the DOM a little.
+        std::thread::sleep(Duration::from_millis(1500));
+        match self.request("GET", "/screenshot", None) {
+            Ok(v) => {
+                let png = decode_base64(v.as_str().unwrap_or(""));
+                std::fs::create_dir_all(&self.shots).unwrap();
+                let path = self.shots.join(format!("{name}.png"));
+                std::fs::write(&path, png).unwrap();
+                eprintln!("screenshot: {}", path.display());
+            }
+            Err(e) => eprintln!("screenshot {name} failed: {e}"),
+        }
+    }
+
+    fn close(&self) {
+        let _ = self.request("DELETE", "", None);
+    }
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    let mut map = [255u8; 256];
+    for (i, c) in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        .iter()
+        .enumerate()
+    {
+        map[*c as usize] = i as u8;
+    }
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for &c in s.as_bytes() {
+        let v = map[c as usize];
+        if v == 255 {
+            continue;
+        }
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// The paths of the rendered grid cells, in result order.
+fn grid_paths(d: &WebDriver) -> Vec<String> {
+    let v = d.exec(
+        "return [...document.querySelectorAll('#grid .cell')]
+            .sort((a, b) => a.dataset.index - b.dataset.index).map(c => c.dataset.path);",
+        json!([]),
+    );
+    serde_json::from_value(v).unwrap()
+}
+
+fn dataset(d: &WebDriver, css: &str, key: &str) -> Option<String> {
+    d.exec(
+        "const n = document.querySelector(arguments[0]); return n ? (n.dataset[arguments[1]] ?? null) : null;",
+        json!([css, key]),
+    )
+    .as_str()
+    .map(str::to_string)
+}
+
+#[test]
+fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
+    let ci = std::env::var_os("CI").is_some();
+    let need_display = std::env::var_os("DISPLAY").is_none();
+    let driver = find_tool("tauri-driver");
+    let native = find_tool("WebKitWebDriver");
+    let xvfb = find_tool("Xvfb");
+    let mut missing = Vec::new();
+    if driver.is_none() {
+        missing.push("tauri-driver (cargo install tauri-driver --locked)");
+    }
+    if native.is_none() {
+        missing.push("WebKitWebDriver (apt-get install webkit2gtk-driver)");
+    }
+    if need_display && xvfb.is_none() {
+        missing.push("Xvfb (apt-get install xvfb)");
+    }
+    if !missing.is_empty() {
+        let msg = format!(
+            "end-to-end test needs {}; scripts/e2e.sh installs them",
+            missing.join(", ")
+        );
+        if ci {
+            panic!("{msg}");
+        }
+        eprintln!("skipping: {msg}");
+        return;
+    }
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("library");
+    let shots = screenshots_dir();
+    let _ = std::fs::remove_dir_all(&shots);
+
+    let (_xvfb, display) = if need_display {
+        let (g, d) = start_xvfb(xvfb.as_deref().unwrap());
+        (Some(g), d)
+    } else {
+        (None, std::env::var("DISPLAY").unwrap())
+    };
+    let port = free_port();
+    let native_port = free_port();
+    let log_path = tmp.path().join("tauri-driver.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = Command::new(driver.unwrap())
+        .args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native_port.to_string(),
+            "--native-driver",
+        ])
+        .arg(native.unwrap())
+        .env("DISPLAY", &display)
+        .env("SHOEBOX_LIBRARY", &lib)
+        .env("SHOEBOX_CLIP_MODEL", fixtures().join("models/clip-dev"))
+        .env("SHOEBOX_CAPTION_MODEL", fixtures().join("models/blip-dev"))
+        .env("SHOEBOX_DEVICE", "cpu")
+        .env("SHOEBOX_TEST_DROP", "1")
+        .env("HF_HUB_OFFLINE", "1")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start tauri-driver");
+    let mut driver_guard = Guard {
+        name: "tauri-driver",
+        child,
+    };
+    let dump_log = || {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&log_path) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    };
+    // Wait for tauri-driver to listen.
+    let probe = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build();
+    let t = Instant::now();
+    while probe
+        .get(&format!("http://127.0.0.1:{port}/status"))
+        .call()
+        .is_err()
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "tauri-driver did not start:\n{}",
+            dump_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let app = PathBuf::from(env!("CARGO_BIN_EXE_shoebox-app"));
+    let d = match WebDriver::connect(port, &app, shots.clone()) {
+        Ok(d) => d,
+        Err(e) => panic!("{e}\ntauri-driver log:\n{}", dump_log()),
+    };
+    let session_started = started.elapsed();
+
+    // First run: the welcome view.
+    d.wait("the UI", 30, |d| {
+        (d.exec("return document.body.dataset.ready || null", json!([])) == "true").then_some(())
+    });
+    assert_eq!(dataset(&d, "body", "view").as_deref(), Some("welcome"));
+    d.screenshot("01-welcome");
+
+    // Add the shape images by typing the folder (the native dialog is the other way).
+    let folder = fixtures().join("data/dev");
+    d.type_into("#welcome-path", folder.to_str().unwrap());
+    d.click("#welcome-form button[type=submit]");
+    d.wait("200 photos indexed", 180, |d| {
+        (dataset(d, "body", "indexed").as_deref() == Some("200")).then_some(())
+    });
+    let indexed_at = started.elapsed();
+
+    // Search as you type.
+    d.click("#q");
+    d.type_into("#q", QUERY);
+    let paths = d.wait("results for the query", 60, |d| {
+        let done = dataset(d, "#grid", "query").as_deref() == Some(QUERY);
+        let paths = grid_paths(d);
+        (done && paths.len() >= 5).then_some(paths)
+    });
+    let count: usize = dataset(&d, "#grid", "count").unwrap().parse().unwrap();
+    assert!(count >= 100, "{count} results");
+    assert!(
+        paths.len() < count,
+        "the grid is virtualized: {} of {count} rendered",
+        paths.len()
+    );
+    for p in &paths[..3] {
+        assert_eq!(
+            label_of(p),
+            ("red".to_string(), "circle".to_string()),
+            "top results: {:?}",
+            &paths[..5]
+        );
+    }
+    assert!(
+        thumbs_loaded(&d) >= 6,
+        "thumbnails load through the photo: protocol"
+    );
+    d.screenshot("02-search");
+
+    // Open the first result.
+    d.click("#grid .cell[data-index='0']");
+    d.wait("the photo view", 20, |d| {
+        let shown = d.exec(
+            "const v = document.querySelector('#photo-view');
+             return !v.hidden && document.querySelector('#pv-caption').textContent !== '…' ? v.dataset.path : null;",
+            json!([]),
+        );
+        shown.as_str().map(str::to_string)
+    });
+    assert_eq!(
+        dataset(&d, "#photo-view", "path").as_deref(),
+        Some(paths[0].as_str())
+    );
+    let img_ok = d.wait("the full image", 20, |d| {
+        d.exec(
+            "const i = document.querySelector('#pv-img'); return i.complete ? i.naturalWidth : null;",
+            json!([]),
+        )
+        .as_u64()
+    });
+    assert!(
+        img_ok > 0,
+        "the full image loaded through the photo: protocol"
+    );
+    let shown = d.exec(
+        "return document.querySelector('#pv-img').getBoundingClientRect().height",
+        json!([]),
+    );
+    assert!(
+        shown.as_f64().unwrap_or(0.0) > 100.0,
+        "the full image is shown: {shown}"
+    );
+    d.screenshot("03-photo");
+
+    // Find similar: a search by this photo, which comes first.
+    d.click("#pv-similar");
+    let similar = d.wait("similar photos", 30, |d| {
+        let like = dataset(d, "#grid", "like");
+        let found = grid_paths(d);
+        (like.as_deref() == Some(paths[0].as_str()) && !found.is_empty()).then_some(found)
+    });
+    assert_eq!(similar[0], paths[0]);
+    assert!(
+        thumbs_loaded(&d) >= 6,
+        "thumbnails load through the photo: protocol"
+    );
+    d.screenshot("04-similar");
+
+    // Drag-in, through the same Rust path as the window's drop event (a webview cannot fake an
+    // OS drop): a red circle from outside the library.
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let dropped = outside.join("dropped.jpg");
+    std::fs::copy(folder.join("dev_0000.jpg"), &dropped).unwrap();
+    assert_eq!(label_of("dev_0000.jpg").1, "circle");
+    d.exec(
+        "window.__TAURI__.core.invoke('test_drop', { paths: [arguments[0]] }); return true;",
+        json!([dropped.to_str().unwrap()]),
+    );
+    let (caption, similar) = d.wait("the drop result", 60, |d| {
+        let v = d.exec(
+            "const n = document.querySelector('.drop-item[data-state=\"done\"]');
+             return n ? [n.querySelector('.drop-caption').textContent,
+                         [...n.querySelectorAll('.similar .cell')].map(c => c.dataset.path)] : null;",
+            json!([]),
+        );
+        serde_json::from_value::<(String, Vec<String>)>(v).ok()
+    });
+    assert!(
+        caption.starts_with('“') && caption.chars().count() > 2,
+        "caption: {caption}"
+    );
+    assert_eq!(
+        similar
+            .first()
+            .map(|p| Path::new(p).file_name().unwrap().to_owned()),
+        Some("dev_0000.jpg".into()),
+        "{similar:?}"
+    );
+    assert_eq!(
+        dataset(&d, "body", "indexed").as_deref(),
+        Some("200"),
+        "not added"
+    );
+    d.screenshot("05-drop");
+    d.click("#dv-close");
+
+    // Folders and settings.
+    d.click(".navbtn[data-view='folders']");
+    d.wait("the folder list", 20, |d| {
+        d.find("#folder-rows tr[data-path]")
+    });
+    d.screenshot("06-folders");
+    d.click(".navbtn[data-view='settings']");
+    d.wait("the settings", 20, |d| {
+        let v = d.exec("return document.querySelector('#s-clip').value", json!([]));
+        v.as_str()
+            .filter(|s| s.ends_with("clip-dev"))
+            .map(str::to_string)
+    });
+    d.screenshot("07-settings");
+
+    d.close();
+    driver_guard.stop();
+    let mut timings = HashMap::new();
+    timings.insert("session", session_started.as_secs_f64());
+    timings.insert("indexed", indexed_at.as_secs_f64());
+    timings.insert("total", started.elapsed().as_secs_f64());
+    eprintln!(
+        "e2e timings (s): {timings:?}; screenshots in {}",
+        shots.display()
+    );
+}
+
+/// How many of the first six grid thumbnails loaded (waits until they finished, well or not).
+fn thumbs_loaded(d: &WebDriver) -> u64 {
+    d.wait("thumbnails", 30, |d| {
+        d.exec(
+            "const imgs = [...document.querySelectorAll('#grid .cell')]
+                .sort((a, b) => a.dataset.index - b.dataset.index).slice(0, 6).map(c => c.querySelector('img'));
+             return imgs.length && imgs.every(i => i.complete) ? imgs.filter(i => i.naturalWidth > 0).length : null;",
+            json!([]),
+        )
+        .as_u64()
+    })
+}

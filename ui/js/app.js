@@ -1,0 +1,498 @@
+// Shoebox UI: views (welcome, search, folders, settings), the photo view and drag-in results.
+// Every action is a command; engine events (activity, models, library-changed, drop-*) update views.
+
+import { call, on, imageUrl, inApp, toError } from './api.js';
+import { VirtualGrid } from './grid.js';
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, props = {}, ...kids) => {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'dataset') Object.assign(n.dataset, v);
+    else if (k in n) n[k] = v;
+    else n.setAttribute(k, v);
+  }
+  for (const k of kids) if (k != null) n.append(k);
+  return n;
+};
+
+const state = {
+  view: null,
+  status: null,
+  like: [], // paths searched by ("find similar")
+  results: [],
+  photoIndex: -1,
+  searchSeq: 0,
+  modalReturn: null,
+};
+
+// ---------- errors: always readable, never a blank screen ----------
+
+function showError(e, context = '') {
+  const err = toError(e);
+  const box = el('div', { className: 'error' },
+    el('span', {}, context ? `${context}: ${err.message}` : err.message),
+    el('span', { className: 'code' }, err.code),
+    el('button', { type: 'button', textContent: 'Dismiss', onclick: () => box.remove() }));
+  $('#errors').append(box);
+  while ($('#errors').children.length > 4) $('#errors').firstElementChild.remove();
+}
+window.addEventListener('error', (e) => showError({ code: 'ui', message: e.message }));
+window.addEventListener('unhandledrejection', (e) => showError(e.reason));
+
+// ---------- views ----------
+
+function showView(name) {
+  state.view = name;
+  for (const v of ['welcome', 'search', 'folders', 'settings']) {
+    $(`#view-${v}`).hidden = v !== name;
+  }
+  for (const b of document.querySelectorAll('.navbtn')) {
+    if (b.dataset.view === name || (name === 'welcome' && b.dataset.view === 'search')) {
+      b.setAttribute('aria-current', 'page');
+    } else b.removeAttribute('aria-current');
+  }
+  document.body.dataset.view = name;
+  if (name === 'folders') renderFolders();
+  if (name === 'settings') loadSettings();
+}
+
+function goSearch() {
+  const empty = state.status && state.status.folders.length === 0;
+  showView(empty ? 'welcome' : 'search');
+}
+
+// ---------- status and activity ----------
+
+async function refreshStatus() {
+  try {
+    state.status = await call('status');
+  } catch (e) {
+    showError(e, 'Reading the library');
+    return;
+  }
+  const s = state.status;
+  document.body.dataset.indexed = String(s.photos.indexed);
+  document.body.dataset.folders = String(s.folders.length);
+  const sel = $('#f-folder');
+  const keep = sel.value;
+  sel.replaceChildren(el('option', { value: '', textContent: 'All folders' }),
+    ...s.folders.map((f) => el('option', { value: f.path, textContent: f.path })));
+  sel.value = keep;
+  if (state.view === 'welcome' && s.folders.length) showView('search');
+  if (state.view === 'search' && !s.folders.length) showView('welcome');
+  if (state.view === 'folders') renderFolders();
+  refreshTags();
+}
+
+async function refreshTags() {
+  try {
+    const tags = await call('tags');
+    $('#f-tag-label').hidden = tags.length === 0;
+    $('#tag-list').replaceChildren(...tags.slice(0, 500).map((t) => el('option', { value: t.tag })));
+  } catch { /* tags are optional */ }
+}
+
+const fmtSecs = (s) => (s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`);
+
+let models = { clip: 'loading' };
+let activity = { state: 'starting' };
+
+function renderActivity() {
+  const text = $('#activity-text');
+  const bar = $('#activity-progress');
+  const box = $('#activity');
+  box.dataset.state = activity.state;
+  box.dataset.models = models.clip;
+  bar.hidden = true;
+  const s = state.status;
+  const photos = s ? `${s.photos.indexed} photos indexed` : '';
+  let msg;
+  switch (activity.state) {
+    case 'indexing': {
+      const p = activity.progress;
+      if (p && p.total) {
+        bar.hidden = false;
+        bar.max = p.total;
+        bar.value = p.done;
+        msg = `Indexing ${p.done} of ${p.total}` +
+          (p.rate ? ` · ${p.rate.toFixed(1)} photos/s` : '') +
+          (p.etaS != null && p.done < p.total ? ` · about ${fmtSecs(p.etaS)} left` : '') +
+          (p.failed ? ` · ${p.failed} could not be read` : '');
+      } else msg = 'Looking for new and changed photos…';
+      break;
+    }
+    case 'watching': msg = `Up to date · ${photos} · watching for changes`; break;
+    case 'idle': msg = 'No folders yet'; break;
+    case 'error': msg = `Indexing stopped: ${activity.error ? activity.error.message : 'unknown error'}`; break;
+    case 'stopped': msg = photos; break;
+    default: msg = 'Starting…';
+  }
+  if (models.clip === 'loading') msg += ' · loading the search model…';
+  if (models.clip === 'error') msg += ` · the search model could not be loaded: ${models.error.message}`;
+  text.textContent = msg;
+}
+
+// ---------- search ----------
+
+function searchArgs() {
+  const q = $('#q').value.trim();
+  const num = $('#f-min').value;
+  return {
+    query: q || null,
+    like: state.like,
+    folder: $('#f-folder').value || null,
+    after: $('#f-after').value.trim() || null,
+    before: $('#f-before').value.trim() || null,
+    types: $('#f-type').value ? [$('#f-type').value] : [],
+    tags: $('#f-tag').value.trim() ? [$('#f-tag').value.trim()] : [],
+    minScore: num === '' ? null : Number(num),
+    limit: Number($('#f-limit').value),
+    sort: $('#f-sort').value,
+    mode: $('#f-mode').value,
+  };
+}
+
+let debounce = 0;
+function scheduleSearch(delay = 180) {
+  clearTimeout(debounce);
+  debounce = setTimeout(runSearch, delay);
+}
+
+async function runSearch() {
+  const args = searchArgs();
+  const grid = $('#grid');
+  if (!args.query && !args.like.length) {
+    state.searchSeq++;
+    state.results = [];
+    gridView.setItems([]);
+    grid.dataset.query = '';
+    $('#summary').textContent = 'Type what you are looking for.';
+    return;
+  }
+  if (state.view !== 'search') showView('search');
+  const seq = ++state.searchSeq;
+  grid.setAttribute('aria-busy', 'true');
+  try {
+    const r = await call('search', { args });
+    if (seq !== state.searchSeq) return; // a newer search is on its way
+    state.results = r.results;
+    gridView.setItems(r.results);
+    grid.dataset.query = args.query || '';
+    grid.dataset.like = args.like.join('\n');
+    const n = r.results.length;
+    $('#summary').textContent = n
+      ? `${n} photo${n === 1 ? '' : 's'} · ${Math.round(r.took_ms)} ms · ranked by ${r.mode}`
+      : (state.status && state.status.photos.indexed === 0
+        ? 'No photos are indexed yet: add a folder and wait for indexing.'
+        : 'No matches. Try other words, or loosen the filters.');
+  } catch (e) {
+    if (seq === state.searchSeq) {
+      $('#summary').textContent = '';
+      showError(e, 'Search');
+    }
+  } finally {
+    if (seq === state.searchSeq) grid.removeAttribute('aria-busy');
+  }
+}
+
+function setLike(paths) {
+  state.like = paths;
+  const chip = $('#like-chip');
+  chip.hidden = paths.length === 0;
+  $('#like-label').textContent = paths.length
+    ? `Similar to ${paths[0].split(/[\\/]/).pop()}`
+    : '';
+}
+
+const gridView = new VirtualGrid($('#grid'), (item, i) => openPhoto(i));
+
+// ---------- photo view ----------
+
+function openModal(id) {
+  if ($(id).hidden) state.modalReturn = document.activeElement;
+  $(id).hidden = false;
+}
+
+function closeModal(id) {
+  $(id).hidden = true;
+  if (id === '#photo-view') $('#pv-img').removeAttribute('src');
+  const back = state.modalReturn;
+  state.modalReturn = null;
+  if (back && document.contains(back)) back.focus();
+  else $('#grid').focus();
+}
+
+async function openPhoto(index, list = state.results) {
+  const item = list[index];
+  if (!item) return;
+  state.photoIndex = list === state.results ? index : -1;
+  state.photoPath = item.path;
+  openModal('#photo-view');
+  const pv = $('#photo-view');
+  pv.dataset.path = item.path;
+  $('#pv-img').src = imageUrl(item.path, 'full');
+  $('#pv-img').alt = item.caption || '';
+  $('#pv-name').textContent = item.path.split(/[\\/]/).pop();
+  $('#pv-path').textContent = item.path;
+  for (const id of ['#pv-date', '#pv-camera', '#pv-size', '#pv-caption']) $(id).textContent = '…';
+  $('#pv-tags').replaceChildren();
+  $('#pv-similar').focus();
+  try {
+    const d = await call('photo', { path: item.path });
+    if (state.photoPath !== item.path) return;
+    $('#pv-date').textContent = d.takenAt || d.taken_at || `${d.date} (file time)`;
+    $('#pv-camera').textContent = d.camera || '—';
+    const w = d.width, h = d.height;
+    const mb = d.sizeBytes ?? d.size_bytes;
+    $('#pv-size').textContent = [w && h ? `${w} × ${h}` : null, mb ? (mb >= 1e6 ? `${(mb / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(mb / 1e3))} KB`) : null]
+      .filter(Boolean).join(' · ') || '—';
+    $('#pv-caption').textContent = d.caption || 'Not captioned yet';
+    $('#pv-tags').replaceChildren(...(d.tags.length
+      ? d.tags.map((t) => el('button', {
+        type: 'button', className: 'chip', textContent: t.tag, title: `${t.source} ${t.score.toFixed(2)} — search with this tag`,
+        onclick: () => { $('#f-tag').value = t.tag; closeModal('#photo-view'); scheduleSearch(0); },
+      }))
+      : [el('span', { textContent: '—' })]));
+  } catch (e) {
+    // Dropped files are not library photos: show what we know.
+    $('#pv-date').textContent = $('#pv-camera').textContent = $('#pv-size').textContent = '—';
+    $('#pv-caption').textContent = item.caption || '—';
+    if (e.code !== 'invalid') showError(e, 'Photo details');
+  }
+}
+
+function findSimilar(path) {
+  closeModal('#photo-view');
+  closeModal('#drop-view');
+  $('#q').value = '';
+  setLike([path]);
+  showView('search');
+  scheduleSearch(0);
+  $('#grid').focus();
+}
+
+// ---------- drag-in ----------
+
+function similarCell(hit, list, i) {
+  const b = el('button', {
+    type: 'button', className: 'cell', title: `${hit.path}\nscore ${hit.score.toFixed(3)}`,
+    dataset: { path: hit.path }, onclick: () => openPhoto(i, list),
+  }, el('img', { src: imageUrl(hit.path), alt: hit.path.split(/[\\/]/).pop(), loading: 'lazy' }),
+  el('span', { className: 'score', textContent: hit.score.toFixed(2) }));
+  return b;
+}
+
+function dropItem(path) {
+  const id = `drop-${btoa(unescape(encodeURIComponent(path))).replace(/[^a-z0-9]/gi, '')}`;
+  let item = document.getElementById(id);
+  if (!item) {
+    item = el('div', { className: 'drop-item', id, dataset: { path, state: 'pending' } },
+      el('img', { alt: '' }),
+      el('div', { className: 'drop-body' },
+        el('h3', { textContent: path.split(/[\\/]/).pop() }),
+        el('p', { className: 'drop-caption', textContent: 'Looking at it…' }),
+        el('div', { className: 'similar' })));
+    $('#dv-list').append(item);
+  }
+  return item;
+}
+
+on('drop-start', ({ paths }) => {
+  $('#dv-list').replaceChildren();
+  for (const p of paths) dropItem(p);
+  openModal('#drop-view');
+  $('#dv-close').focus();
+});
+
+on('drop-result', (r) => {
+  let item = [...document.querySelectorAll('.drop-item')].find((n) => n.dataset.path === r.path);
+  if (!item) {
+    // The result carries the canonical path; the start event had the path as dropped.
+    item = [...document.querySelectorAll('.drop-item[data-state="pending"]')]
+      .find((n) => n.querySelector('h3').textContent === r.name) || dropItem(r.path);
+  }
+  item.dataset.path = r.path;
+  item.dataset.state = r.error ? 'error' : 'done';
+  const cap = item.querySelector('.drop-caption');
+  if (r.error) {
+    cap.textContent = `Could not use this file: ${r.error.message}`;
+    return;
+  }
+  item.querySelector('img').src = imageUrl(r.path);
+  cap.textContent = r.caption ? `“${r.caption.caption}”`
+    : `No caption (${r.captionError ? r.captionError.message : 'no captioning model'})`;
+  const list = r.similar;
+  const sim = item.querySelector('.similar');
+  sim.replaceChildren(...list.map((h, i) => similarCell(h, list, i)));
+  item.querySelector('.drop-body').append(el('div', { className: 'actions' },
+    el('button', { type: 'button', textContent: 'Find more like this', onclick: () => findSimilar(r.path) })));
+  if (!list.length) sim.append(el('p', { className: 'hint', textContent: 'No similar photos in the library.' }));
+});
+
+on('drop-done', () => { $('#drop-view').dataset.done = 'true'; });
+on('drag-hover', ({ active }) => { $('#drag-overlay').hidden = !active; });
+
+// ---------- folders ----------
+
+function renderFolders() {
+  const s = state.status;
+  if (!s) return;
+  const p = s.photos;
+  $('#counts').textContent = `${p.indexed} indexed · ${p.pending} waiting · ${p.failed} could not be read · ` +
+    `${p.captioned} captioned · library ${s.library}`;
+  const failures = s.failures || [];
+  const under = (f, dir) => f.path === dir || f.path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+  $('#folder-rows').replaceChildren(...s.folders.map((f) => {
+    const n = failures.filter((x) => under(x, f.path)).length;
+    const remove = el('button', { type: 'button', textContent: 'Remove' });
+    remove.onclick = async () => {
+      if (remove.dataset.confirm !== 'yes') {
+        remove.dataset.confirm = 'yes';
+        remove.textContent = 'Remove from Shoebox (files stay)?';
+        return;
+      }
+      try {
+        state.status = await call('remove_folder', { path: f.path });
+        await refreshStatus();
+      } catch (e) { showError(e, 'Removing the folder'); }
+    };
+    return el('tr', { dataset: { path: f.path } },
+      el('td', { className: 'path', textContent: f.path }),
+      el('td', { textContent: String(f.photos) }),
+      el('td', { textContent: n ? String(n) : '—' }),
+      el('td', {}, remove));
+  }));
+  if (!s.folders.length) {
+    $('#folder-rows').append(el('tr', {}, el('td', { colSpan: 4, textContent: 'No folders yet.' })));
+  }
+  const box = $('#failures');
+  box.replaceChildren();
+  if (failures.length) {
+    box.append(el('h3', { textContent: `${failures.length} files could not be read` }),
+      el('ul', { className: 'failure-list' }, ...failures.slice(0, 1000).map((f) => el('li', {},
+        el('span', { className: 'path', textContent: f.path }), ` — ${f.reason}`))));
+  }
+}
+
+async function addFolder(path) {
+  if (!path) return;
+  try {
+    state.status = await call('add_folder', { path });
+    await refreshStatus();
+    showView('search');
+    $('#q').focus();
+  } catch (e) { showError(e, 'Adding the folder'); }
+}
+
+async function pickFolder() {
+  try {
+    const path = await call('pick_folder');
+    if (path) await addFolder(path);
+  } catch (e) { showError(e, 'Choosing a folder'); }
+}
+
+// ---------- settings ----------
+
+async function loadSettings() {
+  try {
+    const st = await call('get_state');
+    const s = st.settings;
+    $('#s-library').textContent = st.library;
+    $('#s-clip').value = s.clipModel;
+    $('#s-caption').value = s.captionModel;
+    $('#s-text').value = s.textModel;
+    $('#s-device').value = s.device;
+    $('#s-captions').checked = s.backgroundCaptions;
+  } catch (e) { showError(e, 'Reading the settings'); }
+}
+
+$('#settings-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('#s-saved').textContent = '';
+  try {
+    await call('save_settings', {
+      settings: {
+        clipModel: $('#s-clip').value, captionModel: $('#s-caption').value, textModel: $('#s-text').value,
+        device: $('#s-device').value, backgroundCaptions: $('#s-captions').checked,
+      },
+    });
+    $('#s-saved').textContent = 'Saved. Models reload in the background.';
+  } catch (err) { showError(err, 'Saving the settings'); }
+});
+
+// ---------- wiring ----------
+
+function wire() {
+  $('#search-form').addEventListener('submit', (e) => { e.preventDefault(); scheduleSearch(0); });
+  $('#q').addEventListener('input', () => scheduleSearch());
+  $('#q').addEventListener('keydown', (e) => {
+    if (e.key === 'ArrowDown' && state.results.length) { e.preventDefault(); $('#grid').focus(); gridView.setActive(0); }
+  });
+  $('#filters').addEventListener('input', () => scheduleSearch(250));
+  $('#filters').addEventListener('change', () => scheduleSearch(0));
+  $('#filters').addEventListener('submit', (e) => e.preventDefault());
+  $('#like-clear').addEventListener('click', () => { setLike([]); scheduleSearch(0); $('#q').focus(); });
+  for (const b of document.querySelectorAll('.navbtn')) {
+    b.addEventListener('click', () => (b.dataset.view === 'search' ? goSearch() : showView(b.dataset.view)));
+  }
+  $('#compare').addEventListener('click', async () => {
+    try { await call('compare_files'); } catch (e) { showError(e, 'Comparing files'); }
+  });
+  $('#welcome-pick').addEventListener('click', pickFolder);
+  $('#folders-pick').addEventListener('click', pickFolder);
+  $('#welcome-form').addEventListener('submit', (e) => { e.preventDefault(); addFolder($('#welcome-path').value.trim()); });
+  $('#folders-form').addEventListener('submit', (e) => { e.preventDefault(); addFolder($('#folders-path').value.trim()); });
+
+  $('#pv-close').addEventListener('click', () => closeModal('#photo-view'));
+  $('#pv-similar').addEventListener('click', () => findSimilar(state.photoPath));
+  $('#pv-reveal').addEventListener('click', () => call('reveal', { path: state.photoPath }).catch((e) => showError(e, 'Show in folder')));
+  $('#pv-open').addEventListener('click', () => call('open_photo', { path: state.photoPath }).catch((e) => showError(e, 'Open')));
+  $('#dv-close').addEventListener('click', () => closeModal('#drop-view'));
+  $('#pv-img').addEventListener('error', () => { if ($('#pv-img').getAttribute('src')) $('#pv-caption').textContent += ' (the image could not be shown)'; });
+
+  document.addEventListener('keydown', (e) => {
+    const typing = ['INPUT', 'SELECT', 'TEXTAREA'].includes(document.activeElement?.tagName);
+    if (e.key === 'Escape') {
+      if (!$('#photo-view').hidden) { closeModal('#photo-view'); e.preventDefault(); return; }
+      if (!$('#drop-view').hidden) { closeModal('#drop-view'); e.preventDefault(); return; }
+    }
+    if (!$('#photo-view').hidden && state.photoIndex >= 0 && (e.key === 'ArrowRight' || e.key === 'ArrowLeft')) {
+      const next = state.photoIndex + (e.key === 'ArrowRight' ? 1 : -1);
+      if (next >= 0 && next < state.results.length) { gridView.setActive(next); openPhoto(next); }
+      e.preventDefault();
+      return;
+    }
+    if (e.altKey && ['1', '2', '3'].includes(e.key)) {
+      e.preventDefault();
+      ({ 1: goSearch, 2: () => showView('folders'), 3: () => showView('settings') })[e.key]();
+      return;
+    }
+    if (e.key === '/' && !typing) { e.preventDefault(); goSearch(); $('#q').focus(); }
+  });
+}
+
+async function main() {
+  if (!inApp) {
+    showError({ code: 'ui', message: 'This page is the Shoebox app\'s window: open it with the Shoebox app.' });
+    return;
+  }
+  wire();
+  on('activity', (a) => { activity = a; renderActivity(); });
+  on('models', (m) => { models = m; renderActivity(); if (m.clip === 'ready') scheduleSearch(0); });
+  on('library-changed', async () => { await refreshStatus(); renderActivity(); scheduleSearch(300); });
+  on('notice', (n) => { if (n.code !== 'rescan') showError(n); });
+  try {
+    const st = await call('get_state');
+    activity = st.activity;
+    models = st.models;
+    $('#welcome-path').placeholder = st.suggestedFolder || '~/Pictures';
+  } catch (e) { showError(e, 'Starting'); }
+  await refreshStatus();
+  renderActivity();
+  goSearch();
+  (state.view === 'welcome' ? $('#welcome-pick') : $('#q')).focus();
+  document.body.dataset.ready = 'true';
+}
+
+main().catch((e) => showError(e, 'Starting'));

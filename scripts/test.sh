@@ -15,7 +15,9 @@ else
 fi
 cargo fmt --all -- --check 2>/dev/null || echo "note: cargo fmt reports unformatted code (or rustfmt is missing)"
 # Everything but the desktop app's end-to-end test, which runs on its own below.
-cargo test --workspace --locked --all-targets -- --skip e2e_app_
+# (Benchmarks are only compiled here: `cargo bench` runs them; timing has no place in tests.)
+cargo test --workspace --locked --lib --bins --tests --examples -- --skip e2e_app_
+cargo test --workspace --locked --all-targets --no-run
 # The app through its real webview (tauri-driver, WebKitWebDriver, Xvfb); with CI set it fails
 # instead of skipping when those are missing.
 scripts/e2e.sh

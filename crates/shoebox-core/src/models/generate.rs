@@ -307,17 +307,6 @@ fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
     out
 }
 
-/// A Linear layer from GPT-2's Conv1D weights, stored `[in, out]`.
-pub fn conv1d(
-    vb: &candle_nn::VarBuilder,
-    n_in: usize,
-    n_out: usize,
-) -> candle_core::Result<candle_nn::Linear> {
-    let w = vb.get((n_in, n_out), "weight")?.t()?.contiguous()?;
-    let b = vb.get(n_out, "bias")?;
-    Ok(candle_nn::Linear::new(w, Some(b)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use candle_nn::{layer_norm, Activation, Embedding, LayerNorm, Linear, VarBuilder
 use candle_transformers::models::vit;
 use serde::Deserialize;
 
-use super::generate::{attend, conv1d, merge_heads, push_kv, split_heads, Decoder, DecoderState};
+use super::generate::{attend, merge_heads, push_kv, split_heads, Decoder, DecoderState};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -310,4 +310,15 @@ impl Decoder for Gpt2Decoder {
         let h = x.apply(&self.ln_f)?.squeeze(1)?;
         Ok(h.matmul(&self.wte.embeddings().t()?)?)
     }
+}
+
+/// A Linear layer from GPT-2's Conv1D weights, stored `[in, out]`.
+pub fn conv1d(
+    vb: &candle_nn::VarBuilder,
+    n_in: usize,
+    n_out: usize,
+) -> candle_core::Result<candle_nn::Linear> {
+    let w = vb.get((n_in, n_out), "weight")?.t()?.contiguous()?;
+    let b = vb.get(n_out, "bias")?;
+    Ok(candle_nn::Linear::new(w, Some(b)))
 }

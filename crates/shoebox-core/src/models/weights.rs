@@ -70,13 +70,6 @@ impl Weights {
         }
     }
 
-    /// A linear layer from GPT-2's Conv1D weights, stored `[in, out]` (transposed on load).
-    pub fn conv1d(&self, n_in: usize, n_out: usize) -> candle_core::Result<Lin> {
-        let w = self.get((n_in, n_out), "weight")?.t()?.contiguous()?;
-        let b = self.get(n_out, "bias")?;
-        Ok(Lin::F32(candle_nn::Linear::new(w, Some(b))))
-    }
-
     /// A linear layer over an existing `[out, in]` weight (a tied head) and this bias.
     pub fn tied(&self, weight: Tensor, bias: &str, n_out: usize) -> candle_core::Result<Lin> {
         Ok(Lin::F32(candle_nn::Linear::new(

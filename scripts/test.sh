@@ -14,10 +14,12 @@ else
   echo "test: could not fetch all-MiniLM-L6-v2; the text-encoder tests will be skipped" >&2
 fi
 cargo fmt --all -- --check 2>/dev/null || echo "note: cargo fmt reports unformatted code (or rustfmt is missing)"
-# Everything but the desktop app's end-to-end test, which runs on its own below.
-# (Benchmarks are only compiled here: `cargo bench` runs them; timing has no place in tests.)
-cargo test --workspace --locked --lib --bins --tests --examples -- --skip e2e_app_
-cargo test --workspace --locked --all-targets --no-run
-# The app through its real webview (tauri-driver, WebKitWebDriver, Xvfb); with CI set it fails
-# instead of skipping when those are missing.
-scripts/e2e.sh
+# The desktop app's end-to-end test drives the real webview through tauri-driver (installed here) and
+# WebKitWebDriver under Xvfb (installed by setup.sh); with CI set it fails instead of skipping when
+# those are missing. Screenshots land in target/e2e-screenshots/.
+scripts/e2e.sh --install-only
+# One build of every target with one feature set (separate invocations that select different targets
+# can unify features differently and rebuild half the dependency tree), then every test, including
+# the app end to end. Benchmarks run once each as tests (divan's test mode); `cargo bench` times them.
+[ -n "${CI:-}" ] && export CARGO_INCREMENTAL=0
+cargo test --workspace --locked --all-targets

@@ -364,13 +364,14 @@ impl Core {
 
     // ---- models ----
 
-    /// Load the CLIP model into the search library in the background (searches wait for it).
+    /// Load the CLIP text tower and the index into the search library in the background (searches
+    /// wait for them).
     pub fn load_models(&self) {
         let generation = self.0.generation.load(Ordering::SeqCst);
         self.set_models("loading", None);
         let core = self.clone();
         std::thread::spawn(move || {
-            let r = core.with_search(|lib| lib.clip().map(|_| ()));
+            let r = core.with_search(|lib| lib.prepare_search());
             if core.0.generation.load(Ordering::SeqCst) != generation {
                 return;
             }

@@ -192,7 +192,8 @@ pub struct BenchReport {
     pub hnsw: HnswFigures,
     /// `Library::open` plus loading the persisted index (no rebuild).
     pub open_ms: f64,
-    /// VmHWM of this process at the end (everything the bench did, in one process).
+    /// Peak resident set (VmHWM, reset before this phase) while the library is open with the
+    /// model's both towers and the persisted index loaded, answering queries.
     pub peak_rss_mb: f64,
     /// Seconds per caption (greedy, 20 new tokens at most, image encoding included).
     pub caption_s: Option<f64>,
@@ -284,92 +285,6 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchR
             "avx2+fma where available"
         }),
     );
-
-    /// `n` photo-like unit vectors, row after row. CLIP image embeddings are nothing like uniform
-    /// random vectors: they share a mean direction (unrelated photos sit near cosine 0.5), vary mostly
-    /// in a low-dimensional semantic subspace, and come in events — bursts of similar shots. Here:
-    /// `mean + semantic + noise`, the semantic part a point of a 64-d latent space (decaying spectrum)
-    /// drawn around its event's centre (events of ~20 photos), the noise isotropic.
-    pub fn photo_like_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let space = Semantic::new(dim, seed);
-        let mut rng = Rng::new(seed ^ 0xE7E7);
-        let mut out = vec![0f32; n * dim];
-        let mut centre = vec![0f32; LATENT];
-        for (i, row) in out.chunks_exact_mut(dim).enumerate() {
-            if i == 0 || rng.uniform() < 1.0 / 20.0 {
-                centre.iter_mut().for_each(|c| *c = rng.normal());
-            }
-            let tau = 0.35f32;
-            let z: Vec<f32> = centre
-                .iter()
-                .map(|c| (c + tau * rng.normal()) / (1.0 + tau * tau).sqrt())
-                .collect();
-            space.embed(&space.image_mean, &z, &mut rng, row);
-        }
-        out
-    }
-
-    /// `n` query vectors for [`photo_like_vectors`] of the same seed: a fresh semantic point each,
-    /// around another mean (text embeddings sit apart from image embeddings in CLIP).
-    pub fn photo_like_queries(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let space = Semantic::new(dim, seed);
-        let mut rng = Rng::new(seed ^ 0x7E57);
-        let mut out = vec![0f32; n * dim];
-        for row in out.chunks_exact_mut(dim) {
-            let z: Vec<f32> = (0..LATENT).map(|_| rng.normal()).collect();
-            space.embed(&space.text_mean, &z, &mut rng, row);
-        }
-        out
-    }
-
-    const LATENT: usize = 64;
-
-    /// The shared structure of photo-like vectors: means and a semantic basis.
-    struct Semantic {
-        image_mean: Vec<f32>,
-        text_mean: Vec<f32>,
-        /// LATENT directions, each scaled by its standard deviation.
-        basis: Vec<Vec<f32>>,
-        dim: usize,
-    }
-
-    impl Semantic {
-        fn new(dim: usize, seed: u64) -> Self {
-            let unit = |s: u64| random_unit_vectors(1, dim, s);
-            // Spectrum σ_j ∝ 1/√(j+1), scaled so the semantic part has variance 0.8 (mean 1, noise 0.2).
-            let raw: Vec<f32> = (0..LATENT).map(|j| 1.0 / ((j + 1) as f32).sqrt()).collect();
-            let total: f32 = raw.iter().map(|s| s * s).sum();
-            let basis = (0..LATENT)
-                .map(|j| {
-                    let s = raw[j] * (0.8 / total).sqrt();
-                    unit(seed ^ (0x1000 + j as u64))
-                        .into_iter()
-                        .map(|x| x * s)
-                        .collect()
-                })
-                .collect();
-            Semantic {
-                image_mean: unit(seed ^ 0x11),
-                text_mean: unit(seed ^ 0x22),
-                basis,
-                dim,
-            }
-        }
-
-        fn embed(&self, mean: &[f32], z: &[f32], rng: &mut Rng, row: &mut [f32]) {
-            let noise = (0.2f32 / self.dim as f32).sqrt();
-            for (k, x) in row.iter_mut().enumerate() {
-                *x = mean[k] + noise * rng.normal();
-            }
-            for (b, zj) in self.basis.iter().zip(z) {
-                for (x, bk) in row.iter_mut().zip(b) {
-                    *x += zj * bk;
-                }
-            }
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-            row.iter_mut().for_each(|x| *x /= norm);
-        }
-    }
 
     // ---- photos ----
     let photos_dir = work.join(format!("photos-{}", opts.photos));
@@ -612,11 +527,33 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchR
             loaded.len()
         )));
     }
+    // Searches are exact scans of the mapped vectors until the graph is in.
+    let q = photo_like_queries(20, dim, 1);
+    let t_exact = Instant::now();
+    for row in q.chunks_exact(dim) {
+        loaded.search(row, 10, None);
+    }
+    let exact_scan_ms = t_exact.elapsed().as_secs_f64() * 1e3 / 20.0;
+    loaded.wait_for_graph()?;
+    note(
+        &mut notes,
+        "graph_loaded_ms",
+        json!(round(t.elapsed().as_secs_f64() * 1e3, 1)),
+    );
+    note(
+        &mut notes,
+        "search_before_graph_loaded_ms",
+        json!(round(exact_scan_ms, 2)),
+    );
     drop(loaded);
     drop(lib);
 
-    // ---- queries in process ----
+    // ---- queries in process: ViT-B/32 (both towers) and the index, as the app holds them ----
     progress("timing text queries (Library::search)");
+    let bench_peak_so_far = peak_rss_mb();
+    if let Some(mb) = reset_peak_rss() {
+        note(&mut notes, "rss_before_app_phase_mb", json!(round(mb, 1)));
+    }
     let mut lib = Library::open(lib_opts(query_lib_dir.clone()))?;
     let req = |q: &str| SearchRequest {
         query: Some(q.to_string()),
@@ -636,6 +573,9 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchR
             first.results.len()
         )));
     }
+    // Steady state: the graph in memory and the vision tower loaded too.
+    lib.wait_for_index()?;
+    lib.clip()?.load_vision()?;
     let mut ms = Vec::new();
     for i in 0..40 {
         let t = Instant::now();
@@ -644,7 +584,11 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchR
     }
     ms.sort_by(f64::total_cmp);
     let (p50_ms, p95_ms) = (percentile(&ms, 0.50), percentile(&ms, 0.95));
+    let app_peak_rss = peak_rss_mb();
     drop(lib);
+    if let Some(mb) = bench_peak_so_far {
+        note(&mut notes, "bench_process_peak_rss_mb", json!(round(mb, 1)));
+    }
 
     // ---- first query of a fresh process ----
     progress("timing a fresh process's first query");
@@ -773,7 +717,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchR
         },
         hnsw,
         open_ms,
-        peak_rss_mb: peak_rss_mb().unwrap_or(0.0),
+        peak_rss_mb: app_peak_rss.unwrap_or(0.0),
         caption_s,
         bert_sentences_s,
         random_weights: !opts.random_weights.is_empty(),
@@ -811,6 +755,27 @@ fn available_offline(spec: &str, files: &[&str]) -> bool {
 /// VmHWM (peak resident set) of this process, in MiB (Linux).
 pub fn peak_rss_mb() -> Option<f64> {
     proc_hwm_mb(Path::new("/proc/self/status"))
+}
+
+/// Return freed heap to the system, then reset this process's VmHWM to its current resident set
+/// (Linux; elsewhere a no-op). Returns the resident set it starts from, in MiB.
+fn reset_peak_rss() -> Option<f64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of glibc's allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }
 
 fn proc_hwm_mb(status: &Path) -> Option<f64> {
@@ -870,6 +835,92 @@ pub fn random_unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         row.iter_mut().for_each(|x| *x /= norm);
     }
     out
+}
+
+/// `n` photo-like unit vectors, row after row. CLIP image embeddings are nothing like uniform
+/// random vectors: they share a mean direction (unrelated photos sit near cosine 0.5), vary mostly
+/// in a low-dimensional semantic subspace, and come in events — bursts of similar shots. Here:
+/// `mean + semantic + noise`, the semantic part a point of a 64-d latent space (decaying spectrum)
+/// drawn around its event's centre (events of ~20 photos), the noise isotropic.
+pub fn photo_like_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let space = Semantic::new(dim, seed);
+    let mut rng = Rng::new(seed ^ 0xE7E7);
+    let mut out = vec![0f32; n * dim];
+    let mut centre = vec![0f32; LATENT];
+    for (i, row) in out.chunks_exact_mut(dim).enumerate() {
+        if i == 0 || rng.uniform() < 1.0 / 20.0 {
+            centre.iter_mut().for_each(|c| *c = rng.normal());
+        }
+        let tau = 0.35f32;
+        let z: Vec<f32> = centre
+            .iter()
+            .map(|c| (c + tau * rng.normal()) / (1.0 + tau * tau).sqrt())
+            .collect();
+        space.embed(&space.image_mean, &z, &mut rng, row);
+    }
+    out
+}
+
+/// `n` query vectors for [`photo_like_vectors`] of the same seed: a fresh semantic point each,
+/// around another mean (text embeddings sit apart from image embeddings in CLIP).
+pub fn photo_like_queries(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let space = Semantic::new(dim, seed);
+    let mut rng = Rng::new(seed ^ 0x7E57);
+    let mut out = vec![0f32; n * dim];
+    for row in out.chunks_exact_mut(dim) {
+        let z: Vec<f32> = (0..LATENT).map(|_| rng.normal()).collect();
+        space.embed(&space.text_mean, &z, &mut rng, row);
+    }
+    out
+}
+
+const LATENT: usize = 64;
+
+/// The shared structure of photo-like vectors: means and a semantic basis.
+struct Semantic {
+    image_mean: Vec<f32>,
+    text_mean: Vec<f32>,
+    /// LATENT directions, each scaled by its standard deviation.
+    basis: Vec<Vec<f32>>,
+    dim: usize,
+}
+
+impl Semantic {
+    fn new(dim: usize, seed: u64) -> Self {
+        let unit = |s: u64| random_unit_vectors(1, dim, s);
+        // Spectrum σ_j ∝ 1/√(j+1), scaled so the semantic part has variance 0.8 (mean 1, noise 0.2).
+        let raw: Vec<f32> = (0..LATENT).map(|j| 1.0 / ((j + 1) as f32).sqrt()).collect();
+        let total: f32 = raw.iter().map(|s| s * s).sum();
+        let basis = (0..LATENT)
+            .map(|j| {
+                let s = raw[j] * (0.8 / total).sqrt();
+                unit(seed ^ (0x1000 + j as u64))
+                    .into_iter()
+                    .map(|x| x * s)
+                    .collect()
+            })
+            .collect();
+        Semantic {
+            image_mean: unit(seed ^ 0x11),
+            text_mean: unit(seed ^ 0x22),
+            basis,
+            dim,
+        }
+    }
+
+    fn embed(&self, mean: &[f32], z: &[f32], rng: &mut Rng, row: &mut [f32]) {
+        let noise = (0.2f32 / self.dim as f32).sqrt();
+        for (k, x) in row.iter_mut().enumerate() {
+            *x = mean[k] + noise * rng.normal();
+        }
+        for (b, zj) in self.basis.iter().zip(z) {
+            for (x, bk) in row.iter_mut().zip(b) {
+                *x += zj * bk;
+            }
+        }
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        row.iter_mut().for_each(|x| *x /= norm);
+    }
 }
 
 // ---- photos ----

@@ -5,12 +5,18 @@
 //! folder, then a manifest swapped in by rename) and, on open, checked against the catalog generation;
 //! anything it lacks is added from SQLite, anything it holds that the catalog no longer has is filtered
 //! out of results (and the index is rebuilt when too much of it is dead).
+//!
+//! Opening is instant: a saved index memory-maps a flat copy of its vectors and loads the HNSW graph
+//! on a background thread; until the graph is in, searches are exact scans of the mapped vectors
+//! (tens of milliseconds at 100k photos), so the first query never waits for the graph.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
+use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo, ReloadOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -45,7 +51,9 @@ impl Default for HnswParams {
     }
 }
 const BASENAME: &str = "hnsw";
-const FORMAT: u32 = 1;
+/// Format 2 adds `vectors.f32`: every slot's vector, row after row, little-endian.
+const FORMAT: u32 = 2;
+const VECTORS_FILE: &str = "vectors.f32";
 
 /// Cosine distance on L2-normalized vectors: 1 − dot, clamped at 0 (rounding can push a vector's
 /// dot with itself just above 1, which hnsw_rs's own DistDot turns into a panic).
@@ -158,13 +166,108 @@ struct Manifest {
 
 type Graph = Hnsw<'static, f32, CosineDistance>;
 
+/// The HNSW graph, built here or being loaded from disk on a background thread.
+struct GraphCell {
+    cell: Arc<OnceLock<std::result::Result<Graph, String>>>,
+    loader: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl GraphCell {
+    fn ready(graph: Graph) -> Self {
+        GraphCell {
+            cell: Arc::new(OnceLock::from(Ok(graph))),
+            loader: Mutex::new(None),
+        }
+    }
+
+    /// Load the graph saved in `dump_dir` on a new thread.
+    fn load_in_background(dump_dir: PathBuf, points: usize, dim: usize) -> Self {
+        let cell = Arc::new(OnceLock::new());
+        let out = Arc::clone(&cell);
+        let loader = std::thread::Builder::new()
+            .name("hnsw-load".into())
+            .spawn(move || {
+                let _ = out.set(load_graph(&dump_dir, points, dim));
+            })
+            .ok();
+        let cell = GraphCell {
+            cell,
+            loader: Mutex::new(loader),
+        };
+        if cell.loader.lock().map(|l| l.is_none()).unwrap_or(true) {
+            let _ = cell
+                .cell
+                .set(Err("could not start the index loader thread".into()));
+        }
+        cell
+    }
+
+    /// The graph if it is in memory now.
+    fn get(&self) -> Option<&Graph> {
+        self.cell.get().and_then(|r| r.as_ref().ok())
+    }
+
+    /// The graph, waiting for the loader if it is still running.
+    fn wait(&self) -> Result<&Graph> {
+        loop {
+            if let Some(r) = self.cell.get() {
+                return r.as_ref().map_err(|e| Error::Index(e.clone()));
+            }
+            let handle = self.loader.lock().unwrap_or_else(|p| p.into_inner()).take();
+            match handle {
+                Some(h) => {
+                    let _ = h.join();
+                    let _ = self.cell.set(Err("the index loader thread died".into()));
+                }
+                None => std::thread::sleep(std::time::Duration::from_millis(2)),
+            }
+        }
+    }
+}
+
+/// Load an hnsw_rs dump of `points` vectors of `dim` dimensions, its vectors memory-mapped rather
+/// than copied.
+fn load_graph(dump_dir: &Path, points: usize, dim: usize) -> std::result::Result<Graph, String> {
+    for f in ["hnsw.hnsw.graph", "hnsw.hnsw.data"] {
+        // hnsw_rs exits the process on a missing file: check first.
+        if !dump_dir.join(f).is_file() {
+            return Err(format!("{} is missing", dump_dir.join(f).display()));
+        }
+    }
+    // hnsw_rs asserts on malformed files: contain a panic and report it as a damaged index.
+    std::panic::catch_unwind(|| {
+        // The loaded graph borrows its loader (which holds the map) for its whole life; loaders are
+        // small and an index is loaded once per process and model, so the loader is kept for good.
+        let mut io = HnswIo::new(dump_dir, BASENAME);
+        io.set_options(ReloadOptions::default().set_mmap(true));
+        let io: &'static mut HnswIo = Box::leak(Box::new(io));
+        io.load_hnsw::<f32, CosineDistance>()
+            .map_err(|e| format!("{}: {e}", dump_dir.display()))
+    })
+    .unwrap_or_else(|_| Err(format!("{} is damaged", dump_dir.display())))
+    .and_then(|g| {
+        let held = g.get_point_indexation().get_nb_point();
+        let data_dim = g.get_point_indexation().get_data_dimension();
+        if held == points && data_dim == dim {
+            Ok(g)
+        } else {
+            Err(format!(
+                "{} holds {held} vectors of {data_dim} dimensions, expected {points} of {dim}",
+                dump_dir.display()
+            ))
+        }
+    })
+}
+
 /// An HNSW index over photo ids.
 ///
 /// hnsw_rs cannot delete or replace a point, so every insertion gets a fresh slot (the graph's data
 /// id); `slots` maps slots to photo ids and `live` names the one slot per photo that counts. A photo
 /// re-embedded or deleted leaves a dead slot behind, filtered out of results until the next rebuild.
 pub struct VectorIndex {
-    graph: Graph,
+    graph: GraphCell,
+    /// The saved vectors (slot order), mapped while the graph loads; dropped once it is in.
+    flat: RwLock<Option<memmap2::Mmap>>,
     slots: Vec<i64>,
     live: HashMap<i64, usize>,
     dim: usize,
@@ -194,7 +297,8 @@ impl VectorIndex {
     /// An empty index with other HNSW parameters (benchmarks, tuning).
     pub fn with_params(dim: usize, capacity: usize, params: HnswParams) -> Self {
         VectorIndex {
-            graph: new_graph(capacity, params),
+            graph: GraphCell::ready(new_graph(capacity, params)),
+            flat: RwLock::new(None),
             slots: Vec::new(),
             live: HashMap::new(),
             dim,
@@ -209,6 +313,21 @@ impl VectorIndex {
         let mut idx = VectorIndex::new(dim, items.len());
         idx.insert_many(items)?;
         Ok(idx)
+    }
+
+    /// Whether the HNSW graph is in memory (a loaded index answers by exact scan until it is).
+    pub fn graph_ready(&self) -> bool {
+        self.graph.get().is_some()
+    }
+
+    /// Whether loading the saved graph failed (the index still answers, by exact scan; rebuild it).
+    pub fn graph_failed(&self) -> bool {
+        self.graph.cell.get().is_some_and(|r| r.is_err())
+    }
+
+    /// Wait until the graph is in memory; an error means the saved graph is unusable.
+    pub fn wait_for_graph(&self) -> Result<()> {
+        self.graph.wait().map(|_| ())
     }
 
     pub fn dim(&self) -> usize {
@@ -250,6 +369,7 @@ impl VectorIndex {
                 )));
             }
         }
+        let graph = self.graph.wait()?;
         let first = self.slots.len();
         if items.len() > 64 {
             let refs: Vec<(&Vec<f32>, usize)> = items
@@ -257,10 +377,10 @@ impl VectorIndex {
                 .enumerate()
                 .map(|(i, (_, v))| (v, first + i))
                 .collect();
-            self.graph.parallel_insert(&refs);
+            graph.parallel_insert(&refs);
         } else {
             for (i, (_, v)) in items.iter().enumerate() {
-                self.graph.insert((v.as_slice(), first + i));
+                graph.insert((v.as_slice(), first + i));
             }
         }
         for (i, (id, _)) in items.iter().enumerate() {
@@ -287,20 +407,73 @@ impl VectorIndex {
         if self.live.is_empty() || k == 0 {
             return Vec::new();
         }
+        let ef = self.ef_search.max(k);
+        let Some(graph) = self.graph.get() else {
+            return self.exact_search(query, k, keep);
+        };
+        if self.flat.read().map(|f| f.is_some()).unwrap_or(false) {
+            // The graph is in: release the mapped copy.
+            if let Ok(mut f) = self.flat.write() {
+                *f = None;
+            }
+        }
         let filter = |slot: &usize| {
             let id = self.slots[*slot];
             self.live.get(&id) == Some(slot) && keep.is_none_or(|f| f(id))
         };
-        let ef = self.ef_search.max(k);
         let found = if self.dead_count() == 0 && keep.is_none() {
-            self.graph.search(query, k, ef)
+            graph.search(query, k, ef)
         } else {
-            self.graph.search_filter(query, k, ef, Some(&filter))
+            graph.search_filter(query, k, ef, Some(&filter))
         };
         found
             .into_iter()
             .map(|n| (self.slots[n.d_id], 1.0 - n.distance))
             .collect()
+    }
+
+    /// Exact top-`k` over the mapped vectors (while the graph loads).
+    fn exact_search(
+        &self,
+        query: &[f32],
+        k: usize,
+        keep: Option<&dyn Fn(i64) -> bool>,
+    ) -> Vec<(i64, f32)> {
+        let guard = self.flat.read().unwrap_or_else(|p| p.into_inner());
+        let Some(flat) = guard.as_ref() else {
+            // No mapped copy: it was dropped once the graph came in.
+            drop(guard);
+            return match self.graph.wait() {
+                Ok(_) => self.search(query, k, keep),
+                Err(e) => {
+                    log::warn!("index unusable, no results: {e}");
+                    Vec::new()
+                }
+            };
+        };
+        let row_bytes = self.dim * 4;
+        let mut row = vec![0f32; self.dim];
+        // Min-heap of the best k so far, by similarity.
+        let mut best: BinaryHeap<std::cmp::Reverse<Scored>> = BinaryHeap::with_capacity(k + 1);
+        for (&id, &slot) in &self.live {
+            if keep.is_some_and(|f| !f(id)) {
+                continue;
+            }
+            let bytes = &flat[slot * row_bytes..(slot + 1) * row_bytes];
+            for (x, b) in row.iter_mut().zip(bytes.chunks_exact(4)) {
+                *x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+            best.push(std::cmp::Reverse(Scored(dot(query, &row), id)));
+            if best.len() > k {
+                best.pop();
+            }
+        }
+        let mut out: Vec<(i64, f32)> = best
+            .into_iter()
+            .map(|std::cmp::Reverse(Scored(s, id))| (id, s))
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
     }
 
     // ---- persistence ----
@@ -320,12 +493,13 @@ impl VectorIndex {
         let dump_dir = dir.join(&dump);
         std::fs::create_dir_all(&dump_dir).map_err(|e| Error::io(&dump_dir, e))?;
         if !self.slots.is_empty() {
+            let graph = self.graph.wait()?;
             write_i64s(&dump_dir.join("slots.bin"), &self.slots)?;
+            self.write_vectors(graph, &dump_dir.join(VECTORS_FILE))?;
             let mut live: Vec<i64> = self.live.values().map(|s| *s as i64).collect();
             live.sort_unstable();
             write_i64s(&dump_dir.join("live.bin"), &live)?;
-            let written = self
-                .graph
+            let written = graph
                 .file_dump(&dump_dir, BASENAME)
                 .map_err(|e| Error::Index(format!("writing {}: {e}", dump_dir.display())))?;
             if written != BASENAME {
@@ -390,21 +564,16 @@ impl VectorIndex {
         }
         let slots = read_i64s(&dump_dir.join("slots.bin"))?;
         let live_slots = read_i64s(&dump_dir.join("live.bin"))?;
-        // hnsw_rs asserts on malformed files: contain a panic and report it as a damaged index.
-        let graph = std::panic::catch_unwind(|| -> Result<Graph> {
-            // The loaded graph borrows its loader for its whole life; loaders are small and an
-            // index is loaded once per process and model, so the loader is kept for good.
-            let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(&dump_dir, BASENAME)));
-            io.load_hnsw::<f32, CosineDistance>()
-                .map_err(|e| Error::Index(format!("{}: {e}", dump_dir.display())))
-        })
-        .map_err(|_| Error::Index(format!("{} is damaged", dump_dir.display())))??;
-        let points = graph.get_point_indexation().get_nb_point();
-        let data_dim = graph.get_point_indexation().get_data_dimension();
-        if points != slots.len() || data_dim != dim || live_slots.len() != m.count {
+        let vpath = dump_dir.join(VECTORS_FILE);
+        let vfile = std::fs::File::open(&vpath).map_err(|e| Error::io(&vpath, e))?;
+        // SAFETY: dumps are written once into a fresh folder and never modified; a folder is only
+        // deleted once no manifest names it (Unix keeps a deleted file's pages while mapped).
+        let flat = unsafe { memmap2::Mmap::map(&vfile) }.map_err(|e| Error::io(&vpath, e))?;
+        if flat.len() != slots.len() * dim * 4 || live_slots.len() != m.count {
             return Err(Error::Index(format!(
-                "{} holds {points} vectors of {data_dim} dimensions for {} slots, {} live; manifest says {} of {dim}",
+                "{} holds {} bytes of vectors for {} slots of {dim} dimensions, {} live; manifest says {} live",
                 dump_dir.display(),
+                flat.len(),
                 slots.len(),
                 live_slots.len(),
                 m.count
@@ -419,7 +588,8 @@ impl VectorIndex {
             live.insert(slots[s], s);
         }
         Ok(VectorIndex {
-            graph,
+            graph: GraphCell::load_in_background(dump_dir, slots.len(), dim),
+            flat: RwLock::new(Some(flat)),
             slots,
             live,
             dim,
@@ -427,6 +597,54 @@ impl VectorIndex {
             generation: m.generation,
             last_row: m.last_row,
         })
+    }
+
+    /// Every slot's vector, in slot order, as little-endian f32 rows.
+    fn write_vectors(&self, graph: &Graph, path: &Path) -> Result<()> {
+        let mut points: Vec<_> = graph.get_point_indexation().into_iter().collect();
+        points.sort_unstable_by_key(|p| p.get_origin_id());
+        if points.len() != self.slots.len()
+            || points
+                .iter()
+                .enumerate()
+                .any(|(i, p)| p.get_origin_id() != i || p.get_v().len() != self.dim)
+        {
+            return Err(Error::Index(format!(
+                "the graph holds {} points for {} slots",
+                points.len(),
+                self.slots.len()
+            )));
+        }
+        let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        for p in &points {
+            for x in p.get_v() {
+                w.write_all(&x.to_le_bytes())
+                    .map_err(|e| Error::io(path, e))?;
+            }
+        }
+        let file = w
+            .into_inner()
+            .map_err(|e| Error::io(path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(path, e))
+    }
+}
+
+/// A similarity and its photo id, ordered by similarity (ties: the smaller id ranks higher).
+#[derive(PartialEq)]
+struct Scored(f32, i64);
+
+impl Eq for Scored {}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
     }
 }
 
@@ -527,6 +745,79 @@ mod tests {
             })
             .count();
         assert_eq!(dumps, 1);
+    }
+
+    #[test]
+    fn a_loaded_index_answers_exactly_until_its_graph_is_in() {
+        let dim = 32;
+        let n = 2000;
+        let vecs: Vec<(i64, Vec<f32>)> = (0..n).map(|i| (i, unit(i as u64 + 1, dim))).collect();
+        let mut idx = VectorIndex::build(dim, vecs.clone()).unwrap();
+        idx.remove([5]);
+        idx.insert_many(vec![(6, unit(9_999, dim))]).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        idx.save(tmp.path(), "m").unwrap();
+        // The live vectors as the catalog would have them.
+        let mut truth: Vec<(i64, Vec<f32>)> = vecs.into_iter().filter(|(id, _)| *id != 5).collect();
+        truth.iter_mut().find(|(id, _)| *id == 6).unwrap().1 = unit(9_999, dim);
+
+        let loaded = VectorIndex::load(tmp.path(), "m", dim).unwrap();
+        let keep = |id: i64| id % 3 != 0;
+        for q in 0..20u64 {
+            // What searches answer while the graph loads (called directly: the graph of 2,000
+            // vectors may well be in before the first search).
+            let query = unit(50_000 + q, dim);
+            let exact = crate::search::exact_top_k(&query, truth.iter().cloned(), 10);
+            let got = loaded.exact_search(&query, 10, None);
+            let ids: Vec<i64> = got.iter().map(|h| h.0).collect();
+            let want: Vec<i64> = exact.iter().map(|h| h.0).collect();
+            assert_eq!(ids, want, "an exact scan returns the exact top 10");
+            assert!((got[0].1 - exact[0].1).abs() < 1e-5);
+            let kept = loaded.exact_search(&query, 10, Some(&keep));
+            assert_eq!(kept.len(), 10);
+            assert!(kept.iter().all(|h| h.0 % 3 != 0));
+        }
+        loaded.wait_for_graph().unwrap();
+        assert!(loaded.graph_ready());
+        assert_eq!(loaded.search(&unit(9_999, dim), 1, None)[0].0, 6);
+        assert!(
+            loaded.flat.read().unwrap().is_none(),
+            "the mapped copy goes once the graph answers"
+        );
+        assert!(loaded
+            .search(&unit(6, dim), 50, None)
+            .iter()
+            .all(|h| h.0 != 5));
+
+        // A damaged graph file: searches still answer (exactly); writing needs the graph and fails.
+        let dump = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("dump-")
+            })
+            .unwrap();
+        let graph_file = dump.join("hnsw.hnsw.graph");
+        let len = std::fs::metadata(&graph_file).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&graph_file)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+        let mut damaged = VectorIndex::load(tmp.path(), "m", dim).unwrap();
+        let query = unit(60_000, dim);
+        let exact = crate::search::exact_top_k(&query, truth.iter().cloned(), 10);
+        assert!(damaged.wait_for_graph().is_err());
+        assert_eq!(damaged.search(&query, 10, None)[0].0, exact[0].0);
+        assert!(damaged.insert_many(vec![(7, unit(1, dim))]).is_err());
+
+        // Vectors that do not match the slots: refused at load (the caller rebuilds).
+        std::fs::write(dump.join(VECTORS_FILE), [0u8; 12]).unwrap();
+        assert!(VectorIndex::load(tmp.path(), "m", dim).is_err());
     }
 
     #[test]

@@ -188,7 +188,8 @@ impl Library {
         hub::model_name(&self.opts.caption_model)
     }
 
-    /// The CLIP model, loaded (and fetched if needed) on first use.
+    /// The CLIP model, opened (and fetched if needed) on first use; each tower's weights load when
+    /// first needed.
     pub fn clip(&self) -> Result<&Clip> {
         if let Some(c) = self.clip.get() {
             return Ok(c);
@@ -199,7 +200,7 @@ impl Library {
             self.opts.download_progress,
         )?;
         let device = self.opts.device.device()?;
-        let clip = Clip::load(&dir, &device)?;
+        let clip = Clip::open(&dir, &device)?;
         Ok(self.clip.get_or_init(|| clip))
     }
 
@@ -287,6 +288,10 @@ impl Library {
     fn ensure_index(&mut self, model_id: i64, dim: usize) -> Result<bool> {
         let model = self.clip()?.name().to_string();
         let generation = self.catalog.generation()?;
+        if self.index.as_ref().is_some_and(|i| i.graph_failed()) {
+            log::warn!("rebuilding the index: its saved graph could not be loaded");
+            self.index = Some(VectorIndex::new(dim, 0));
+        }
         if self
             .index
             .as_ref()
@@ -308,6 +313,13 @@ impl Library {
             },
         };
         let mut changed = false;
+        if idx.generation != generation && idx.wait_for_graph().is_err() {
+            // The saved graph turned out unusable while it loaded: start over from the catalog.
+            if let Err(e) = idx.wait_for_graph() {
+                log::warn!("rebuilding the index: {e}");
+            }
+            idx = VectorIndex::new(dim, 0);
+        }
         if idx.generation != generation {
             // Vectors written since the index last looked (new or re-embedded photos) …
             let mut fresh = Vec::new();
@@ -343,6 +355,23 @@ impl Library {
         }
         self.index = Some(idx);
         Ok(changed)
+    }
+
+    /// Get ready for CLIP searches: open the saved index (its graph loads in the background; searches
+    /// scan the vectors exactly until it is in) and load the text tower.
+    pub fn prepare_search(&mut self) -> Result<()> {
+        if let Some((model_id, dim)) = self.catalog.find_model(&self.model_name())? {
+            self.ensure_index(model_id, dim)?;
+        }
+        self.clip()?.load_text()
+    }
+
+    /// Wait until the loaded index's graph is in memory (searches are exact scans until then).
+    pub fn wait_for_index(&self) -> Result<()> {
+        match &self.index {
+            Some(idx) => idx.wait_for_graph(),
+            None => Ok(()),
+        }
     }
 
     fn save_index(&self) -> Result<()> {
@@ -557,9 +586,9 @@ impl Library {
     /// `took_ms` counts the query itself: the model is loaded (once per process) before the clock starts.
     pub fn search(&mut self, req: &SearchRequest) -> Result<SearchResponse> {
         let mode = self.search_mode(req)?;
-        // Models load (once per process) before the clock starts.
+        // The index and models load (once per process) before the clock starts.
         if mode != SearchMode::Text {
-            self.clip()?;
+            self.prepare_search()?;
         }
         if mode != SearchMode::Clip {
             self.text_encoder()?;

@@ -185,3 +185,56 @@ fn long_text_is_truncated_keeping_the_end_token() {
     assert_eq!(*ids.last().unwrap(), 49407);
     assert_eq!(clip.embed_texts(&[&long]).unwrap()[0].len(), clip.dim());
 }
+
+#[test]
+fn towers_opened_lazily_embed_like_loaded_ones() {
+    let dir = shoebox_core::models::hub::resolve(
+        clip_dir().to_str().unwrap(),
+        shoebox_core::models::clip::CLIP_FILES,
+        false,
+    )
+    .unwrap();
+    let eager = load_clip();
+    let lazy = Clip::open(&dir, &candle_core::Device::Cpu).unwrap();
+    let texts = ["a photo of a red circle", "a photo of a blue square"];
+    assert_eq!(
+        lazy.embed_texts(&texts).unwrap(),
+        eager.embed_texts(&texts).unwrap()
+    );
+    let (file, _, _) = labels().remove(0);
+    let img = decode_file(&file, lazy.decode_short_side()).unwrap().image;
+    let px = lazy.preprocess(&img).unwrap();
+    assert_eq!(
+        lazy.embed_pixels(std::slice::from_ref(&px)).unwrap(),
+        eager.embed_pixels(&[px]).unwrap()
+    );
+    assert_eq!(lazy.logit_scale(), eager.logit_scale());
+}
+
+#[test]
+fn a_lazy_tower_names_its_missing_tensor_and_truncated_weights_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_model(tmp.path());
+    let path = tmp.path().join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap();
+    tensors.remove("text_projection.weight").unwrap();
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    let dir = ModelDir {
+        name: "test".into(),
+        dir: tmp.path().to_path_buf(),
+    };
+    let clip = Clip::open(&dir, &candle_core::Device::Cpu).unwrap();
+    let err = clip.embed_texts(&["a cat"]).expect_err("must refuse");
+    assert!(err.to_string().contains("text_projection.weight"), "{err}");
+    // The vision tower is complete and still loads.
+    clip.load_vision().unwrap();
+
+    // Cut the file short: a clear error when opening, naming the file.
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 1000]).unwrap();
+    let err = Clip::open(&dir, &candle_core::Device::Cpu)
+        .err()
+        .expect("must refuse a truncated file");
+    assert!(err.to_string().contains("model.safetensors"), "{err}");
+    assert!(err.to_string().contains("outside the file"), "{err}");
+}

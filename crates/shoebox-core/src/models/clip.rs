@@ -1,8 +1,17 @@
-//! CLIP on candle: load any Hugging Face CLIP folder (config.json → candle's ClipConfig, mmaped
-//! safetensors with every tensor checked, tokenizer.json, preprocessor_config.json) and embed images
-//! and texts as L2-normalized vectors.
+//! CLIP on candle: load any Hugging Face CLIP folder (config.json → candle's ClipConfig, safetensors
+//! with every tensor checked, tokenizer.json, preprocessor_config.json) and embed images and texts as
+//! L2-normalized vectors.
+//!
+//! The two towers load separately, on first use: a search needs only the text tower (about 40 % of
+//! ViT-B/32's weights), indexing mostly the vision tower.
 
-use candle_core::{DType, Device, Tensor};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::Linear;
+use candle_transformers::models::clip::text_model::ClipTextTransformer;
+use candle_transformers::models::clip::vision_model::ClipVisionTransformer;
 use candle_transformers::models::clip::{self, text_model::Activation};
 use image::RgbImage;
 use serde::Deserialize;
@@ -187,10 +196,25 @@ pub fn clip_config(json: &str) -> Result<(clip::ClipConfig, Option<u32>)> {
     ))
 }
 
-/// A loaded CLIP model with its tokenizer and image processor.
+/// One CLIP tower: an encoder and its projection into the shared embedding space.
+struct Tower {
+    encoder: Box<dyn Module + Send + Sync>,
+    projection: Linear,
+}
+
+impl Tower {
+    fn embed(&self, input: &Tensor) -> Result<Tensor> {
+        Ok(self.encoder.forward(input)?.apply(&self.projection)?)
+    }
+}
+
+/// A CLIP model with its tokenizer and image processor; each tower's weights load on first use.
 pub struct Clip {
     name: String,
-    model: clip::ClipModel,
+    weights: PathBuf,
+    config: clip::ClipConfig,
+    text: OnceLock<Tower>,
+    vision: OnceLock<Tower>,
     tokenizer: Tokenizer,
     processor: ImageProcessor,
     device: Device,
@@ -200,8 +224,17 @@ pub struct Clip {
 }
 
 impl Clip {
-    /// Load a resolved CLIP folder onto `device`.
+    /// Load a resolved CLIP folder onto `device`, both towers (every tensor checked now).
     pub fn load(dir: &ModelDir, device: &Device) -> Result<Self> {
+        let clip = Self::open(dir, device)?;
+        clip.load_text()?;
+        clip.load_vision()?;
+        Ok(clip)
+    }
+
+    /// Open a resolved CLIP folder: config, tokenizer and processor now, each tower's weights on
+    /// first use (or [`Clip::load_text`] / [`Clip::load_vision`]).
+    pub fn open(dir: &ModelDir, device: &Device) -> Result<Self> {
         let cfg_path = dir.file("config.json");
         let cfg_text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
         let (config, _eos) = clip_config(&cfg_text)?;
@@ -225,17 +258,12 @@ impl Clip {
                 config.image_size
             )));
         }
-        let model = {
-            let vb = checked_var_builder(&dir.file("model.safetensors"), DType::F32, device)?;
-            let model = clip::ClipModel::new(vb.builder(), &config);
-            vb.finish(model)?
-        };
+        let weights = dir.file("model.safetensors");
         // logit_scale is a scalar parameter; read it once for zero-shot softmax.
         let logit_scale = {
-            let st = unsafe {
-                candle_core::safetensors::MmapedSafetensors::new(dir.file("model.safetensors"))
-            }?;
-            st.load("logit_scale", &Device::Cpu)?
+            let vb = checked_var_builder(&weights, DType::F32, &Device::Cpu)?;
+            let t = vb.builder().get_unchecked("logit_scale");
+            vb.finish(t)?
                 .to_dtype(DType::F32)?
                 .flatten_all()?
                 .to_vec1::<f32>()?
@@ -245,14 +273,68 @@ impl Clip {
         };
         Ok(Clip {
             name: dir.name.clone(),
-            model,
+            weights,
+            dim: config.text_config.projection_dim,
+            image_size: config.image_size,
+            config,
+            text: OnceLock::new(),
+            vision: OnceLock::new(),
             tokenizer,
             processor,
             device: device.clone(),
-            dim: config.text_config.projection_dim,
-            image_size: config.image_size,
             logit_scale,
         })
+    }
+
+    /// Load the text tower now (if not yet loaded).
+    pub fn load_text(&self) -> Result<()> {
+        self.text_tower().map(|_| ())
+    }
+
+    /// Load the vision tower now (if not yet loaded).
+    pub fn load_vision(&self) -> Result<()> {
+        self.vision_tower().map(|_| ())
+    }
+
+    fn text_tower(&self) -> Result<&Tower> {
+        if let Some(t) = self.text.get() {
+            return Ok(t);
+        }
+        let c = &self.config.text_config;
+        let vb = checked_var_builder(&self.weights, DType::F32, &self.device)?;
+        let b = vb.builder();
+        let tower = ClipTextTransformer::new(b.pp("text_model"), c).and_then(|enc| {
+            let projection =
+                candle_nn::linear_no_bias(c.embed_dim, c.projection_dim, b.pp("text_projection"))?;
+            Ok(Tower {
+                encoder: Box::new(enc),
+                projection,
+            })
+        });
+        let tower = vb.finish(tower)?;
+        Ok(self.text.get_or_init(|| tower))
+    }
+
+    fn vision_tower(&self) -> Result<&Tower> {
+        if let Some(t) = self.vision.get() {
+            return Ok(t);
+        }
+        let c = &self.config.vision_config;
+        let vb = checked_var_builder(&self.weights, DType::F32, &self.device)?;
+        let b = vb.builder();
+        let tower = ClipVisionTransformer::new(b.pp("vision_model"), c).and_then(|enc| {
+            let projection = candle_nn::linear_no_bias(
+                c.embed_dim,
+                c.projection_dim,
+                b.pp("visual_projection"),
+            )?;
+            Ok(Tower {
+                encoder: Box::new(enc),
+                projection,
+            })
+        });
+        let tower = vb.finish(tower)?;
+        Ok(self.vision.get_or_init(|| tower))
     }
 
     pub fn name(&self) -> &str {
@@ -318,7 +400,7 @@ impl Clip {
             flat.extend_from_slice(px);
         }
         let t = Tensor::from_vec(flat, (batch.len(), 3, s, s), &self.device)?;
-        let feats = self.model.get_image_features(&t)?;
+        let feats = self.vision_tower()?.embed(&t)?;
         to_normalized_rows(&feats)
     }
 
@@ -343,7 +425,7 @@ impl Clip {
             })
             .collect();
         let t = Tensor::from_vec(flat, (ids.len(), len), &self.device)?;
-        let feats = self.model.get_text_features(&t)?;
+        let feats = self.text_tower()?.embed(&t)?;
         to_normalized_rows(&feats)
     }
 }

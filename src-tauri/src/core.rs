@@ -530,6 +530,12 @@ impl Core {
         if cancel.load(Ordering::SeqCst) {
             return Ok(());
         }
+        // Once per session: thumbnails of files that went away or changed since.
+        match lib.prune_thumbnails() {
+            Ok(r) if r.removed > 0 => log::info!("removed {} stale thumbnails", r.removed),
+            Ok(_) => {}
+            Err(e) => log::warn!("pruning thumbnails: {e}"),
+        }
         let captions = if self.settings().background_captions {
             match lib.captioner() {
                 Ok(_) => Some(CaptionOptions::default()),

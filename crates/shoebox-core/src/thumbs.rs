@@ -160,7 +160,51 @@ pub struct PhotoDetails {
     pub tags: Vec<Tag>,
 }
 
+/// What [`Library::prune_thumbnails`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Thumbnails of current library photos, kept.
+    pub kept: usize,
+    /// Thumbnails of files that are gone, changed since, or not in the library (dropped files).
+    pub removed: usize,
+}
+
 impl Library {
+    /// Delete cached thumbnails that belong to no library photo as it is now (deleted, changed or
+    /// moved files, files dropped on the app). Thumbnails are made again on demand.
+    pub fn prune_thumbnails(&self) -> Result<PruneReport> {
+        let mut keep = std::collections::HashSet::new();
+        for root in self.catalog.roots()? {
+            for rel in self.catalog.known_files(root.id)?.keys() {
+                if let Ok(p) = cache_path(self.dir(), &root.path.join(rel)) {
+                    keep.insert(p);
+                }
+            }
+        }
+        let mut report = PruneReport::default();
+        let top = thumbs_dir(self.dir());
+        let Ok(shards) = std::fs::read_dir(&top) else {
+            return Ok(report);
+        };
+        for shard in shards.flatten() {
+            let shard = shard.path();
+            let Ok(files) = std::fs::read_dir(&shard) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let f = f.path();
+                if keep.contains(&f) {
+                    report.kept += 1;
+                } else if std::fs::remove_file(&f).is_ok() {
+                    report.removed += 1;
+                }
+            }
+            // Only succeeds when the shard is empty now.
+            let _ = std::fs::remove_dir(&shard);
+        }
+        Ok(report)
+    }
+
     /// Whether `path` (after following links) is a photo of this library.
     pub fn is_photo(&self, path: &Path) -> Result<bool> {
         let Ok(canon) = std::fs::canonicalize(path) else {

@@ -337,3 +337,40 @@ fn second_writer_is_refused() {
     // Readers are fine meanwhile.
     b.status(false).unwrap();
 }
+
+#[test]
+fn stale_thumbnails_are_pruned_and_current_ones_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    let files = copy_shapes(&photos, 4);
+    let photos = std::fs::canonicalize(&photos).unwrap();
+    let lib_dir = tmp.path().join("lib");
+    let mut lib = open_library(&lib_dir);
+    lib.add_folders(std::slice::from_ref(&photos)).unwrap();
+    let path = |i: usize| photos.join(files[i].0.file_name().unwrap());
+    let mut thumbs: Vec<PathBuf> = (0..4).map(|i| lib.thumbnail(&path(i)).unwrap()).collect();
+    // A file dropped on the app (not in the library) gets a thumbnail too.
+    let outside = tmp.path().join("dropped.jpg");
+    std::fs::copy(&files[0].0, &outside).unwrap();
+    let dropped = lib.thumbnail(&outside).unwrap();
+    // Photo 1 is deleted; photo 2 changes (a different image under the same name).
+    std::fs::remove_file(path(1)).unwrap();
+    std::fs::copy(&files[3].0, path(2)).unwrap();
+    let report = lib.prune_thumbnails().unwrap();
+    assert_eq!((report.kept, report.removed), (2, 3));
+    assert!(thumbs[0].is_file() && thumbs[3].is_file());
+    assert!(!thumbs[1].exists() && !thumbs[2].exists() && !dropped.exists());
+    // The changed photo's thumbnail is made again, from its new content.
+    thumbs[2] = lib.thumbnail(&path(2)).unwrap();
+    assert_eq!(
+        std::fs::read(&thumbs[2]).unwrap(),
+        std::fs::read(&thumbs[3]).unwrap()
+    );
+    assert_eq!(
+        lib.prune_thumbnails().unwrap(),
+        shoebox_core::thumbs::PruneReport {
+            kept: 3,
+            removed: 0
+        }
+    );
+}

@@ -11,7 +11,7 @@ use tauri::{AppHandle, State};
 use tauri_plugin_dialog::DialogExt;
 use tauri_plugin_opener::OpenerExt;
 
-use crate::core::{AppState, Core, DropResult, SearchArgs};
+use crate::core::{AppState, ClassifyApplied, ClassifyPreview, Core, DropResult, SearchArgs};
 use crate::error::{ApiError, ApiResult};
 use crate::settings::Settings;
 
@@ -143,4 +143,30 @@ pub async fn open_photo(app: AppHandle, core: State<'_, Core>, path: String) -> 
             .map_err(|e| ApiError::new("open", e.to_string()))
     })
     .await
+}
+
+#[tauri::command]
+pub async fn classify_preview(
+    core: State<'_, Core>,
+    folder: String,
+    labels: String,
+) -> ApiResult<ClassifyPreview> {
+    let core = core.inner().clone();
+    blocking(move || core.classify_preview(&folder, &labels)).await
+}
+
+#[tauri::command]
+pub async fn classify_apply(
+    core: State<'_, Core>,
+    action: String,
+    dest: Option<String>,
+) -> ApiResult<ClassifyApplied> {
+    let core = core.inner().clone();
+    blocking(move || core.classify_apply(&action, dest.as_deref())).await
+}
+
+#[tauri::command]
+pub async fn classify_undo(core: State<'_, Core>) -> ApiResult<usize> {
+    let core = core.inner().clone();
+    blocking(move || core.classify_undo()).await
 }

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shoebox_core::captions::{self, FileCaption};
+use shoebox_core::classify;
 use shoebox_core::library::Status;
 use shoebox_core::models::caption::CaptionOptions;
 use shoebox_core::pipeline::PipelineOptions;
@@ -201,6 +202,48 @@ pub struct DropResult {
 /// How many similar library photos a dropped file shows.
 pub const DROP_SIMILAR: usize = 12;
 
+/// One file of a classification preview.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassifiedFile {
+    pub path: String,
+    pub name: String,
+    /// Probability of its label.
+    pub confidence: f32,
+}
+
+/// The files that got one label (or "unsorted"), most confident first.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassifyGroup {
+    pub label: String,
+    pub files: Vec<ClassifiedFile>,
+}
+
+/// A classification, before anything moves.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassifyPreview {
+    pub folder: String,
+    pub labels: Vec<String>,
+    /// One group per label in the order typed, then "unsorted" when any file fell below the
+    /// threshold; empty groups are left out.
+    pub groups: Vec<ClassifyGroup>,
+    /// Files that could not be read, with the reason.
+    pub failures: Vec<(String, String)>,
+    pub seconds: f64,
+}
+
+/// What applying a classification did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassifyApplied {
+    pub files: usize,
+    /// Files went to `dest/<label>/`.
+    pub dest: String,
+    pub journal: String,
+}
+
 struct Worker {
     cancel: Arc<AtomicBool>,
     handle: JoinHandle<()>,
@@ -216,6 +259,9 @@ struct Inner {
     activity: Mutex<Activity>,
     models: Mutex<ModelsState>,
     dropped: Mutex<HashSet<PathBuf>>,
+    /// The last classification previewed (folder, result), and the journal of the last one applied.
+    classified: Mutex<Option<(PathBuf, classify::Classification)>>,
+    journal: Mutex<Option<PathBuf>>,
     opening: Mutex<()>,
     /// Bumped whenever the search library is replaced (new models), so a stale load reports nothing.
     generation: AtomicU64,
@@ -264,6 +310,8 @@ impl Core {
                 error: None,
             }),
             dropped: Mutex::new(HashSet::new()),
+            classified: Mutex::new(None),
+            journal: Mutex::new(None),
             opening: Mutex::new(()),
             generation: AtomicU64::new(0),
             sink,
@@ -610,6 +658,117 @@ impl Core {
         let dir = expand_home(path);
         self.with_writer(|lib| lib.remove_folders(&[dir]).map(|_| ()))?;
         self.status()
+    }
+
+    // ---- classify ----
+
+    /// Sort the images of `folder` into the comma-separated `labels`, zero-shot, without touching
+    /// anything: the groups with confidences, for a preview (the image protocol may then serve them).
+    pub fn classify_preview(&self, folder: &str, labels: &str) -> ApiResult<ClassifyPreview> {
+        if folder.trim().is_empty() {
+            return Err(ApiError::new("invalid", "type or choose a folder to sort"));
+        }
+        let dir = expand_home(folder);
+        let labels = classify::parse_labels(labels)?;
+        let never = AtomicBool::new(false);
+        let result = self.with_search(|lib| {
+            classify::classify(
+                lib,
+                std::slice::from_ref(&dir),
+                &labels,
+                &classify::ClassifyOptions::default(),
+                &never,
+                &mut |_| {},
+            )
+        })?;
+        {
+            let mut allowed = lock(&self.0.dropped);
+            allowed.extend(result.results.iter().map(|r| r.path.clone()));
+        }
+        let mut order: Vec<String> = result.labels.clone();
+        order.push(classify::UNSORTED.to_string());
+        let groups = order
+            .iter()
+            .filter_map(|label| {
+                let mut files: Vec<ClassifiedFile> = result
+                    .results
+                    .iter()
+                    .filter(|r| &r.label == label)
+                    .map(|r| ClassifiedFile {
+                        path: r.path.to_string_lossy().into_owned(),
+                        name: r
+                            .path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        confidence: r.confidence,
+                    })
+                    .collect();
+                files.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+                (!files.is_empty()).then(|| ClassifyGroup {
+                    label: label.clone(),
+                    files,
+                })
+            })
+            .collect();
+        let preview = ClassifyPreview {
+            folder: dir.to_string_lossy().into_owned(),
+            labels: result.labels.clone(),
+            groups,
+            failures: result
+                .failures
+                .iter()
+                .map(|(p, r)| (p.to_string_lossy().into_owned(), r.clone()))
+                .collect(),
+            seconds: result.seconds,
+        };
+        *lock(&self.0.classified) = Some((dir, result));
+        Ok(preview)
+    }
+
+    /// Move or copy the last previewed files into `dest/<label>/` (`dest` defaults to the folder
+    /// itself), journaled so [`Core::classify_undo`] can put everything back. The watcher picks up
+    /// library photos that moved (they keep their ids, captions and tags).
+    pub fn classify_apply(&self, action: &str, dest: Option<&str>) -> ApiResult<ClassifyApplied> {
+        let action = match action {
+            "move" => classify::Action::Move,
+            "copy" => classify::Action::Copy,
+            other => {
+                return Err(ApiError::new(
+                    "invalid",
+                    format!("\"{other}\" is neither move nor copy"),
+                ))
+            }
+        };
+        let taken = lock(&self.0.classified).take();
+        let Some((folder, result)) = taken else {
+            return Err(ApiError::new("invalid", "preview a classification first"));
+        };
+        let dest = match dest.map(str::trim).filter(|d| !d.is_empty()) {
+            Some(d) => expand_home(d),
+            None => folder,
+        };
+        let ops = classify::plan(&result.results, action, &dest)?;
+        let journal = classify::apply(&ops, &dest)?;
+        *lock(&self.0.journal) = Some(journal.clone());
+        self.emit("library-changed", json!({ "reason": "classified" }));
+        Ok(ClassifyApplied {
+            files: ops.len(),
+            dest: dest.to_string_lossy().into_owned(),
+            journal: journal.to_string_lossy().into_owned(),
+        })
+    }
+
+    /// Undo the last applied classification: moved files go back, copies are removed. Returns how
+    /// many files were restored.
+    pub fn classify_undo(&self) -> ApiResult<usize> {
+        let journal = lock(&self.0.journal).take();
+        let Some(journal) = journal else {
+            return Err(ApiError::new("invalid", "there is nothing to undo"));
+        };
+        let n = classify::undo(&journal)?;
+        self.emit("library-changed", json!({ "reason": "classify-undone" }));
+        Ok(n)
     }
 
     // ---- search and viewing ----

@@ -93,6 +93,9 @@ pub fn run() {
             commands::test_drop,
             commands::reveal,
             commands::open_photo,
+            commands::classify_preview,
+            commands::classify_apply,
+            commands::classify_undo,
         ])
         .build(tauri::generate_context!())
         .expect("Shoebox could not start its window");

@@ -375,3 +375,91 @@ fn percent_encoding_path(p: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn classify_previews_applies_and_undoes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    fixture_settings(&lib);
+    // A folder outside the library: nothing is indexed, the files are embedded on the fly.
+    let folder = tmp.path().join("unsorted");
+    let files = shape_folder(&folder, 24);
+    let rec = Arc::new(Recorder::default());
+    let core = Core::new(lib.clone(), false, rec.clone());
+
+    let err = core.classify_apply("move", None).unwrap_err();
+    assert_eq!(err.code, "invalid");
+    let err = core
+        .classify_preview(folder.to_str().unwrap(), "")
+        .unwrap_err();
+    assert_eq!(err.code, "invalid", "{}", err.message);
+
+    let mut twelve = Vec::new();
+    for c in ["red", "green", "blue", "yellow"] {
+        for sh in ["circle", "square", "triangle"] {
+            twelve.push(format!("{c}-{sh}=a photo of a {c} {sh}"));
+        }
+    }
+    let labels = twelve.join(", ");
+    let labels = labels.as_str();
+    let preview = core
+        .classify_preview(folder.to_str().unwrap(), labels)
+        .unwrap();
+    assert_eq!(preview.labels.len(), 12);
+    let total: usize = preview.groups.iter().map(|g| g.files.len()).sum();
+    assert_eq!(total, files.len());
+    // Each group holds files of its color and shape, most confident first.
+    let mut right = 0;
+    for g in &preview.groups {
+        assert!(g
+            .files
+            .windows(2)
+            .all(|w| w[0].confidence >= w[1].confidence));
+        for f in &g.files {
+            let (c, sh) = label_of(&f.path);
+            right += usize::from(g.label == format!("{c}-{sh}"));
+        }
+    }
+    assert!(right * 10 >= total * 9, "{right}/{total} right");
+    // The previewed files may be shown (as thumbnails) though they are not library photos.
+    let first = &preview.groups[0].files[0].path;
+    let enc = format!("/{}", percent_encoding_path(first));
+    assert_eq!(
+        protocol::respond(&core, &enc, Some("kind=thumb")).status(),
+        200
+    );
+
+    // Copy into another folder, then undo.
+    let dest = tmp.path().join("sorted");
+    let applied = core
+        .classify_apply("copy", Some(dest.to_str().unwrap()))
+        .unwrap();
+    assert_eq!(applied.files, files.len());
+    let copied: Vec<PathBuf> = preview
+        .groups
+        .iter()
+        .flat_map(|g| {
+            let dest = dest.clone();
+            g.files
+                .iter()
+                .map(move |f| dest.join(&g.label).join(&f.name))
+        })
+        .collect();
+    assert!(copied.iter().all(|p| p.is_file()));
+    assert!(
+        files.iter().all(|p| p.is_file()),
+        "copies leave the originals"
+    );
+    assert_eq!(core.classify_undo().unwrap(), files.len());
+    assert!(copied.iter().all(|p| !p.exists()));
+    assert_eq!(core.classify_undo().unwrap_err().code, "invalid");
+
+    // Move in place (into folder/<label>/), then undo puts every file back.
+    core.classify_preview(folder.to_str().unwrap(), labels)
+        .unwrap();
+    core.classify_apply("move", None).unwrap();
+    assert!(files.iter().all(|p| !p.exists()));
+    assert_eq!(core.classify_undo().unwrap(), files.len());
+    assert!(files.iter().all(|p| p.is_file()));
+    assert!(!rec.events("library-changed").is_empty());
+}

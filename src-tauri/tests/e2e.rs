@@ -566,6 +566,71 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
     });
     d.screenshot("07-settings");
 
+    // Sort a folder outside the library into labels: preview, copy, undo.
+    let unsorted = tmp.path().join("unsorted");
+    std::fs::create_dir_all(&unsorted).unwrap();
+    let labels_text = std::fs::read_to_string(fixtures().join("data/dev/labels.jsonl")).unwrap();
+    for l in labels_text.lines().take(12) {
+        let v: Value = serde_json::from_str(l).unwrap();
+        let name = v["file"].as_str().unwrap();
+        std::fs::copy(fixtures().join("data/dev").join(name), unsorted.join(name)).unwrap();
+    }
+    let mut twelve = Vec::new();
+    for c in ["red", "green", "blue", "yellow"] {
+        for sh in ["circle", "square", "triangle"] {
+            twelve.push(format!("{c}-{sh}=a photo of a {c} {sh}"));
+        }
+    }
+    d.click(".navbtn[data-view='classify']");
+    d.type_into("#c-folder", unsorted.to_str().unwrap());
+    d.type_into("#c-labels", &twelve.join(", "));
+    d.click("#classify-form button[type='submit']");
+    let groups = d.wait("the sort preview", 60, |d| {
+        d.exec(
+            "const g = [...document.querySelectorAll('#c-groups .c-group')];
+             return g.length ? g.map(s => [s.dataset.label, [...s.querySelectorAll('.cell')].map(c => c.dataset.path)]) : null;",
+            json!([]),
+        )
+        .as_array()
+        .cloned()
+    });
+    let mut right = 0;
+    let mut total = 0;
+    for g in &groups {
+        let label = g[0].as_str().unwrap();
+        for p in g[1].as_array().unwrap() {
+            let (c, sh) = label_of(p.as_str().unwrap());
+            total += 1;
+            right += usize::from(label == format!("{c}-{sh}"));
+        }
+    }
+    assert_eq!(total, 12, "{groups:?}");
+    assert!(right >= 11, "{right}/12 sorted right: {groups:?}");
+    assert_eq!(thumbs_in(&d, "#c-groups"), 12, "preview thumbnails");
+    d.screenshot("08-sort");
+    let dest = tmp.path().join("sorted");
+    d.type_into("#c-dest", dest.to_str().unwrap());
+    d.click("#c-copy");
+    d.wait("the copy", 30, |d| d.find("#c-undo:not([hidden])"));
+    let copied = walk_files(&dest);
+    assert_eq!(copied.len(), 12, "{copied:?}");
+    d.click("#c-undo");
+    d.wait("the undo", 30, |d| {
+        let t = d.exec(
+            "return document.querySelector('#c-status').textContent",
+            json!([]),
+        );
+        t.as_str()
+            .filter(|t| t.starts_with("Undone"))
+            .map(str::to_string)
+    });
+    assert!(walk_files(&dest).is_empty(), "undo removes the copies");
+    assert_eq!(
+        std::fs::read_dir(&unsorted).unwrap().count(),
+        12,
+        "originals untouched"
+    );
+
     d.close();
     driver_guard.stop();
     let mut timings = HashMap::new();
@@ -576,6 +641,34 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
         "e2e timings (s): {timings:?}; screenshots in {}",
         shots.display()
     );
+}
+
+/// Files under `dir` (recursively; none when it does not exist), hidden ones (the journal) aside.
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk_files(&p));
+            } else if !e.file_name().to_string_lossy().starts_with('.') {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// How many thumbnails under `css` loaded (waits until all finished, well or not).
+fn thumbs_in(d: &WebDriver, css: &str) -> u64 {
+    d.wait("thumbnails", 30, |d| {
+        d.exec(
+            "const imgs = [...document.querySelectorAll(arguments[0] + ' img')];
+             return imgs.length && imgs.every(i => i.complete) ? imgs.filter(i => i.naturalWidth > 0).length : null;",
+            json!([css]),
+        )
+        .as_u64()
+    })
 }
 
 /// How many of the first six grid thumbnails loaded (waits until they finished, well or not).

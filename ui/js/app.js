@@ -1,4 +1,4 @@
-// Shoebox UI: views (welcome, search, folders, settings), the photo view and drag-in results.
+// Shoebox UI: views (welcome, search, folders, settings, sort), the photo view and drag-in results.
 // Every action is a command; engine events (activity, models, library-changed, drop-*) update views.
 
 import { call, on, imageUrl, inApp, toError } from './api.js';
@@ -44,7 +44,7 @@ window.addEventListener('unhandledrejection', (e) => showError(e.reason));
 
 function showView(name) {
   state.view = name;
-  for (const v of ['welcome', 'search', 'folders', 'settings']) {
+  for (const v of ['welcome', 'search', 'folders', 'settings', 'classify']) {
     $(`#view-${v}`).hidden = v !== name;
   }
   for (const b of document.querySelectorAll('.navbtn')) {
@@ -423,6 +423,63 @@ $('#settings-form').addEventListener('submit', async (e) => {
 
 // ---------- wiring ----------
 
+// ---------- sort (zero-shot classification of a folder) ----------
+
+function renderClassify(preview) {
+  const groups = $('#c-groups');
+  groups.replaceChildren();
+  const total = preview.groups.reduce((n, g) => n + g.files.length, 0);
+  $('#c-status').textContent = `${total} images in ${preview.groups.length} groups (${preview.seconds.toFixed(1)} s)`
+    + (preview.failures.length ? `; ${preview.failures.length} could not be read` : '');
+  for (const g of preview.groups) {
+    const cells = g.files.map((f) => el('figure', {
+      className: 'cell', title: `${f.path}\nconfidence ${f.confidence.toFixed(2)}`, dataset: { path: f.path },
+    }, el('img', { src: imageUrl(f.path), alt: f.name, loading: 'lazy' }),
+    el('span', { className: 'score', textContent: f.confidence.toFixed(2) })));
+    groups.append(el('section', { className: 'c-group', dataset: { label: g.label } },
+      el('h3', { textContent: `${g.label} (${g.files.length})` }),
+      el('div', { className: 'similar' }, ...cells)));
+  }
+  for (const [path, reason] of preview.failures) {
+    groups.append(el('p', { className: 'hint', textContent: `${path}: ${reason}` }));
+  }
+  $('#c-actions').hidden = total === 0;
+}
+
+async function classifyPreview() {
+  $('#c-status').textContent = 'Looking at the images…';
+  $('#c-groups').replaceChildren();
+  $('#c-actions').hidden = true;
+  try {
+    renderClassify(await call('classify_preview', { folder: $('#c-folder').value.trim(), labels: $('#c-labels').value }));
+  } catch (e) { $('#c-status').textContent = ''; showError(e, 'Sorting'); }
+}
+
+async function classifyApply(action) {
+  try {
+    const dest = $('#c-dest').value.trim() || null;
+    const r = await call('classify_apply', { action, dest });
+    $('#c-status').textContent = `${action === 'move' ? 'Moved' : 'Copied'} ${r.files} files into ${r.dest}`;
+    $('#c-actions').hidden = false;
+    $('#c-move').hidden = true;
+    $('#c-copy').hidden = true;
+    $('#c-undo').hidden = false;
+    $('#c-undo').focus();
+  } catch (e) { showError(e, 'Sorting'); }
+}
+
+async function classifyUndo() {
+  try {
+    const n = await call('classify_undo');
+    $('#c-status').textContent = `Undone: ${n} files back where they were`;
+    $('#c-undo').hidden = true;
+    $('#c-move').hidden = false;
+    $('#c-copy').hidden = false;
+    $('#c-actions').hidden = true;
+    $('#c-groups').replaceChildren();
+  } catch (e) { showError(e, 'Undo'); }
+}
+
 function wire() {
   $('#search-form').addEventListener('submit', (e) => { e.preventDefault(); scheduleSearch(0); });
   $('#q').addEventListener('input', () => scheduleSearch());
@@ -439,6 +496,16 @@ function wire() {
   $('#compare').addEventListener('click', async () => {
     try { await call('compare_files'); } catch (e) { showError(e, 'Comparing files'); }
   });
+  $('#classify-form').addEventListener('submit', (e) => { e.preventDefault(); classifyPreview(); });
+  $('#c-pick').addEventListener('click', async () => {
+    try {
+      const p = await call('pick_folder');
+      if (p) $('#c-folder').value = p;
+    } catch (e) { showError(e, 'Choosing a folder'); }
+  });
+  $('#c-move').addEventListener('click', () => classifyApply('move'));
+  $('#c-copy').addEventListener('click', () => classifyApply('copy'));
+  $('#c-undo').addEventListener('click', classifyUndo);
   $('#welcome-pick').addEventListener('click', pickFolder);
   $('#folders-pick').addEventListener('click', pickFolder);
   $('#welcome-form').addEventListener('submit', (e) => { e.preventDefault(); addFolder($('#welcome-path').value.trim()); });
@@ -463,9 +530,9 @@ function wire() {
       e.preventDefault();
       return;
     }
-    if (e.altKey && ['1', '2', '3'].includes(e.key)) {
+    if (e.altKey && ['1', '2', '3', '4'].includes(e.key)) {
       e.preventDefault();
-      ({ 1: goSearch, 2: () => showView('folders'), 3: () => showView('settings') })[e.key]();
+      ({ 1: goSearch, 2: () => showView('folders'), 3: () => showView('settings'), 4: () => showView('classify') })[e.key]();
       return;
     }
     if (e.key === '/' && !typing) { e.preventDefault(); goSearch(); $('#q').focus(); }

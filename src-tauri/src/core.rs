@@ -78,6 +78,20 @@ pub struct IndexSummary {
     pub interrupted: bool,
 }
 
+/// Changes the watcher absorbed in one go.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeSummary {
+    pub added: usize,
+    pub changed: usize,
+    pub moved: usize,
+    pub removed: usize,
+    pub embedded: usize,
+    pub failed: usize,
+    /// Unix seconds.
+    pub at: u64,
+}
+
 /// What the background writer is doing (the `activity` event and part of `state`).
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -86,6 +100,8 @@ pub struct Activity {
     pub state: String,
     pub progress: Option<IndexProgress>,
     pub last_index: Option<IndexSummary>,
+    /// The last changes the watcher absorbed (files that came, changed, moved or went).
+    pub last_change: Option<ChangeSummary>,
     /// Folders watched natively and by polling.
     pub watching: Option<(usize, usize)>,
     pub error: Option<ApiError>,
@@ -613,6 +629,21 @@ impl Core {
             WatchEvent::Indexed(r) => {
                 let (s, p) = (r.scan, r.pipeline);
                 if s.added + s.changed + s.moved + s.removed + p.embedded + p.failed > 0 {
+                    let at = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    self.set_activity(|a| {
+                        a.last_change = Some(ChangeSummary {
+                            added: s.added,
+                            changed: s.changed,
+                            moved: s.moved,
+                            removed: s.removed,
+                            embedded: p.embedded,
+                            failed: p.failed,
+                            at,
+                        })
+                    });
                     self.emit("library-changed", json!({ "reason": "watch" }));
                 }
             }

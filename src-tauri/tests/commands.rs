@@ -276,6 +276,9 @@ fn folders_indexing_search_photo_protocol_and_drop() {
     wait_until("library-changed", Duration::from_secs(10), || {
         rec.events("library-changed").len() > changes
     });
+    // … and the status line can say what changed.
+    let change = core.activity().last_change.expect("a change summary");
+    assert_eq!((change.added, change.embedded, change.removed), (1, 1, 0));
 
     // Remove the folder: the photos go, the writer idles.
     let st = core.remove_folder(photos.to_str().unwrap()).unwrap();

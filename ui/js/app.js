@@ -122,7 +122,17 @@ function renderActivity() {
       } else msg = 'Looking for new and changed photos…';
       break;
     }
-    case 'watching': msg = `Up to date · ${photos} · watching for changes`; break;
+    case 'watching': {
+      msg = `Up to date · ${photos} · watching for changes`;
+      const c = activity.lastChange;
+      if (c) {
+        const parts = [[c.added, 'new'], [c.changed, 'changed'], [c.moved, 'moved'], [c.removed, 'removed'],
+          [c.failed, 'unreadable']].filter(([n]) => n).map(([n, w]) => `${n} ${w}`);
+        const at = new Date(c.at * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+        if (parts.length) msg += ` · last change ${at}: ${parts.join(', ')}`;
+      }
+      break;
+    }
     case 'idle': msg = 'No folders yet'; break;
     case 'error': msg = `Indexing stopped: ${activity.error ? activity.error.message : 'unknown error'}`; break;
     case 'stopped': msg = photos; break;

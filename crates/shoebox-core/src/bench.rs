@@ -766,23 +766,19 @@ fn reset_peak_rss() -> Option<f64> {
         libc::malloc_trim(0);
     }
     std::fs::write("/proc/self/clear_refs", "5").ok()?;
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: f64 = line
-        .trim_start_matches("VmRSS:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
+    proc_status_mb(Path::new("/proc/self/status"), "VmRSS:")
 }
 
 fn proc_hwm_mb(status: &Path) -> Option<f64> {
+    proc_status_mb(status, "VmHWM:")
+}
+
+/// A `field` (e.g. `VmHWM:`) of a /proc status file, in MiB.
+fn proc_status_mb(status: &Path, field: &str) -> Option<f64> {
     let text = std::fs::read_to_string(status).ok()?;
-    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line
-        .trim_start_matches("VmHWM:")
+        .trim_start_matches(field)
         .trim()
         .trim_end_matches("kB")
         .trim()

@@ -313,12 +313,12 @@ impl Library {
             },
         };
         let mut changed = false;
-        if idx.generation != generation && idx.wait_for_graph().is_err() {
-            // The saved graph turned out unusable while it loaded: start over from the catalog.
+        if idx.generation != generation {
             if let Err(e) = idx.wait_for_graph() {
+                // The saved graph turned out unusable while it loaded: start over from the catalog.
                 log::warn!("rebuilding the index: {e}");
+                idx = VectorIndex::new(dim, 0);
             }
-            idx = VectorIndex::new(dim, 0);
         }
         if idx.generation != generation {
             // Vectors written since the index last looked (new or re-embedded photos) …

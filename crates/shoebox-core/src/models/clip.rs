@@ -297,44 +297,47 @@ impl Clip {
     }
 
     fn text_tower(&self) -> Result<&Tower> {
-        if let Some(t) = self.text.get() {
-            return Ok(t);
-        }
         let c = &self.config.text_config;
-        let vb = checked_var_builder(&self.weights, DType::F32, &self.device)?;
-        let b = vb.builder();
-        let tower = ClipTextTransformer::new(b.pp("text_model"), c).and_then(|enc| {
+        self.tower(&self.text, |b| {
+            let encoder = ClipTextTransformer::new(b.pp("text_model"), c)?;
             let projection =
                 candle_nn::linear_no_bias(c.embed_dim, c.projection_dim, b.pp("text_projection"))?;
             Ok(Tower {
-                encoder: Box::new(enc),
+                encoder: Box::new(encoder),
                 projection,
             })
-        });
-        let tower = vb.finish(tower)?;
-        Ok(self.text.get_or_init(|| tower))
+        })
     }
 
     fn vision_tower(&self) -> Result<&Tower> {
-        if let Some(t) = self.vision.get() {
-            return Ok(t);
-        }
         let c = &self.config.vision_config;
-        let vb = checked_var_builder(&self.weights, DType::F32, &self.device)?;
-        let b = vb.builder();
-        let tower = ClipVisionTransformer::new(b.pp("vision_model"), c).and_then(|enc| {
+        self.tower(&self.vision, |b| {
+            let encoder = ClipVisionTransformer::new(b.pp("vision_model"), c)?;
             let projection = candle_nn::linear_no_bias(
                 c.embed_dim,
                 c.projection_dim,
                 b.pp("visual_projection"),
             )?;
             Ok(Tower {
-                encoder: Box::new(enc),
+                encoder: Box::new(encoder),
                 projection,
             })
-        });
+        })
+    }
+
+    /// The tower in `cell`, built by `build` from the checked weights the first time.
+    fn tower<'a>(
+        &self,
+        cell: &'a OnceLock<Tower>,
+        build: impl FnOnce(&candle_nn::VarBuilder<'static>) -> candle_core::Result<Tower>,
+    ) -> Result<&'a Tower> {
+        if let Some(t) = cell.get() {
+            return Ok(t);
+        }
+        let vb = checked_var_builder(&self.weights, DType::F32, &self.device)?;
+        let tower = build(&vb.builder());
         let tower = vb.finish(tower)?;
-        Ok(self.vision.get_or_init(|| tower))
+        Ok(cell.get_or_init(|| tower))
     }
 
     pub fn name(&self) -> &str {

@@ -16,6 +16,7 @@ use shoebox_core::classify;
 use shoebox_core::library::{display_path, Status};
 use shoebox_core::models::caption::{CaptionOptions, DEFAULT_CAPTION_MODEL};
 use shoebox_core::models::clip::DEFAULT_CLIP_MODEL;
+use shoebox_core::models::hub::DownloadProgress;
 use shoebox_core::models::text::DEFAULT_TEXT_MODEL;
 use shoebox_core::models::DeviceChoice;
 use shoebox_core::pipeline::{PipelineOptions, Progress};
@@ -314,6 +315,15 @@ fn device(cli: &Cli) -> DeviceChoice {
     }
 }
 
+/// Progress bars for model downloads unless --quiet.
+fn download_progress(cli: &Cli) -> DownloadProgress {
+    if cli.quiet {
+        DownloadProgress::Quiet
+    } else {
+        DownloadProgress::Bar
+    }
+}
+
 fn open(cli: &Cli) -> Result<Library> {
     Ok(Library::open(LibraryOptions {
         dir: library_dir(cli)?,
@@ -321,7 +331,7 @@ fn open(cli: &Cli) -> Result<Library> {
         caption_model: cli.caption_model.clone(),
         text_model: cli.text_model.clone(),
         device: device(cli),
-        download_progress: !cli.quiet,
+        downloads: download_progress(cli),
     })?)
 }
 
@@ -478,7 +488,8 @@ fn run(cli: &Cli) -> Result<()> {
             }
             ModelsAction::Quantize { from, dest, qtype } => {
                 let spec = from.clone().unwrap_or_else(|| cli.caption_model.clone());
-                let (q, kept) = captions::quantize_captioner(&spec, dest, qtype, !cli.quiet)?;
+                let (q, kept) =
+                    captions::quantize_captioner(&spec, dest, qtype, &download_progress(cli))?;
                 println!(
                     "{spec}: {q} matrices quantized to {qtype}, {kept} tensors kept in f32 -> {}",
                     dest.join("model.gguf").display()
@@ -486,7 +497,7 @@ fn run(cli: &Cli) -> Result<()> {
             }
             ModelsAction::Pull { id } => {
                 let spec = id.clone().unwrap_or_else(|| cli.clip_model.clone());
-                let dir = Library::pull_model(&spec, !cli.quiet)?;
+                let dir = Library::pull_model(&spec, &download_progress(cli))?;
                 println!("{spec}: ready in {}", dir.display());
             }
         },
@@ -654,7 +665,7 @@ fn caption_library(
 }
 
 fn caption_files(cli: &Cli, files: &[PathBuf], opts: CaptionOptions, json: bool) -> Result<()> {
-    let cap = captions::load_captioner(&cli.caption_model, device(cli), !cli.quiet)?;
+    let cap = captions::load_captioner(&cli.caption_model, device(cli), &download_progress(cli))?;
     let mut out = Vec::new();
     let mut failed = 0;
     for f in files {

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use shoebox_core::captions::{self, FileCaption};
 use shoebox_core::classify;
 use shoebox_core::library::Status;
+use shoebox_core::models::hub::{Download, DownloadProgress};
 use shoebox_core::models::caption::CaptionOptions;
 use shoebox_core::pipeline::PipelineOptions;
 use shoebox_core::search::{
@@ -114,6 +115,9 @@ pub struct ModelsState {
     /// "loading", "ready" or "error".
     pub clip: String,
     pub error: Option<ApiError>,
+    /// The model file being fetched from the hub (any model: CLIP, captioner, sentence encoder), or
+    /// the last one fetched (`finished`).
+    pub download: Option<Download>,
 }
 
 /// Everything the UI needs at start (events it missed included).
@@ -323,7 +327,7 @@ impl Core {
             }),
             models: Mutex::new(ModelsState {
                 clip: "loading".into(),
-                error: None,
+                ..Default::default()
             }),
             dropped: Mutex::new(HashSet::new()),
             classified: Mutex::new(None),
@@ -362,7 +366,25 @@ impl Core {
     }
 
     fn options(&self) -> shoebox_core::LibraryOptions {
-        lock(&self.0.settings).library_options(&self.0.libdir)
+        let mut o = lock(&self.0.settings).library_options(&self.0.libdir);
+        // Model downloads report to the UI (weakly: the libraries holding this live in the core).
+        let core = Arc::downgrade(&self.0);
+        o.downloads = DownloadProgress::Report(Arc::new(move |d: &Download| {
+            if let Some(inner) = core.upgrade() {
+                Core(inner).downloading(d);
+            }
+        }));
+        o
+    }
+
+    /// A model file's download progressed: the `models` event carries it.
+    fn downloading(&self, d: &Download) {
+        let m = {
+            let mut g = lock(&self.0.models);
+            g.download = Some(d.clone());
+            g.clone()
+        };
+        self.emit("models", serde_json::to_value(m).expect("serializable"));
     }
 
     fn open(&self) -> ApiResult<Library> {
@@ -447,11 +469,12 @@ impl Core {
     }
 
     fn set_models(&self, clip: &str, error: Option<ApiError>) {
-        let m = ModelsState {
-            clip: clip.into(),
-            error,
+        let m = {
+            let mut g = lock(&self.0.models);
+            g.clip = clip.into();
+            g.error = error;
+            g.clone()
         };
-        *lock(&self.0.models) = m.clone();
         self.emit("models", serde_json::to_value(m).expect("serializable"));
     }
 

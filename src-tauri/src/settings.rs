@@ -124,7 +124,7 @@ impl Settings {
             caption_model: self.caption_model.trim().to_string(),
             text_model: self.text_model.trim().to_string(),
             device: self.device.parse().unwrap_or_default(),
-            download_progress: false,
+            downloads: Default::default(),
         }
     }
 }

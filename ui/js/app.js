@@ -138,9 +138,33 @@ function renderActivity() {
     case 'stopped': msg = photos; break;
     default: msg = 'Starting…';
   }
+  renderDownload();
   if (models.clip === 'loading') msg += ' · loading the search model…';
   if (models.clip === 'error') msg += ` · the search model could not be loaded: ${models.error.message}`;
   text.textContent = msg;
+}
+
+const fmtMB = (b) => `${(b / 1048576).toFixed(b < 10485760 ? 1 : 0)} MB`;
+
+// A model file coming from the Hugging Face hub (first use of a model): name, percent, bar.
+function renderDownload() {
+  const box = $('#download');
+  const d = models.download;
+  box.hidden = !d;
+  if (!d) return;
+  box.dataset.model = d.model;
+  box.dataset.file = d.file;
+  box.dataset.done = d.done;
+  box.dataset.total = d.total;
+  box.dataset.finished = d.finished;
+  const bar = $('#download-progress');
+  bar.hidden = d.finished;
+  bar.max = d.total || 1;
+  bar.value = d.done;
+  const pct = d.total ? Math.floor((100 * d.done) / d.total) : 0;
+  $('#download-text').textContent = d.finished
+    ? `Downloaded ${d.model} (${d.file}, ${fmtMB(d.total)})`
+    : `Downloading ${d.model}: ${d.file} ${pct} % (${fmtMB(d.done)} of ${fmtMB(d.total)})`;
 }
 
 // ---------- search ----------
@@ -556,7 +580,12 @@ async function main() {
   }
   wire();
   on('activity', (a) => { activity = a; renderActivity(); });
-  on('models', (m) => { models = m; renderActivity(); if (m.clip === 'ready') scheduleSearch(0); });
+  on('models', (m) => {
+    const was = models.clip;
+    models = m;
+    renderActivity();
+    if (m.clip === 'ready' && was !== 'ready') scheduleSearch(0);
+  });
   on('library-changed', async () => { await refreshStatus(); renderActivity(); scheduleSearch(300); });
   on('notice', (n) => { if (n.code !== 'rescan') showError(n); });
   try {

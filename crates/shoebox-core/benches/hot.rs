@@ -32,7 +32,7 @@ fn preprocess_clip_b32(bencher: Bencher) {
 fn tokenize_clip(bencher: Bencher) {
     let dir =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/clip-dev");
-    let dir = hub::resolve(dir.to_str().unwrap(), CLIP_FILES, false).unwrap();
+    let dir = hub::resolve(dir.to_str().unwrap(), CLIP_FILES, &Default::default()).unwrap();
     let clip = Clip::load(&dir, &Device::Cpu).unwrap();
     bencher.bench_local(|| {
         clip.tokenize(black_box("kids flying a red kite on the beach at sunset"))

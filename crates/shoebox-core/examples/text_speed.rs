@@ -38,7 +38,8 @@ fn main() {
     let dir = std::env::args()
         .nth(1)
         .expect("usage: text_speed MODEL_DIR");
-    let dir = hub::resolve(&dir, TEXT_FILES, false).expect("a sentence-encoder folder");
+    let dir =
+        hub::resolve(&dir, TEXT_FILES, &Default::default()).expect("a sentence-encoder folder");
     let enc = TextEncoder::load(&dir, &candle_core::Device::Cpu).expect("loadable model");
     let sentences: Vec<String> = (0..256)
         .map(|i| {

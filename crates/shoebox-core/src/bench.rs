@@ -256,7 +256,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchR
         let d = random_model(Arch::ClipVitB32, &work)?;
         (d, format!("{} (random weights)", Arch::ClipVitB32.hub_id()))
     } else {
-        let d = hub::resolve(&opts.clip_model, CLIP_FILES, false)?;
+        let d = hub::resolve(&opts.clip_model, CLIP_FILES, &Default::default())?;
         let label = d.name.clone();
         (d, label)
     };
@@ -355,7 +355,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchR
             .unwrap_or_else(|| DEFAULT_CAPTION_MODEL.to_string()),
         text_model: crate::models::text::DEFAULT_TEXT_MODEL.to_string(),
         device: opts.device,
-        download_progress: false,
+        downloads: Default::default(),
     };
     let index_lib_dir = fresh_dir(&work.join("library-index"))?;
     let (end_to_end_img_s, pipeline_s, exif_dates) = {
@@ -429,7 +429,33 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchR
     let queries = photo_like_queries(200, dim, 0x5EED);
     let exact = ExactSearch::new(&flat, dim, &ids);
     let (truth, exact_us) = exact.top10_all(&queries);
+    {
+        // The flat copy of the graph that searches walk (made in the background after a change).
+        let t = Instant::now();
+        idx.prepare_walk();
+        note(
+            &mut notes,
+            "walk_copy_ms",
+            json!(round(t.elapsed().as_secs_f64() * 1e3, 1)),
+        );
+        note(
+            &mut notes,
+            "walk_copy_mb",
+            json!(idx.walk_bytes().map(|b| round(b as f64 / 1048576.0, 1))),
+        );
+    }
     let (recall_at_10, search_us) = measure_hnsw(&idx, &queries, dim, &truth);
+    {
+        // What the flat walk brings: the same searches with hnsw_rs's own search.
+        crate::index::force_hnsw_rs_search(true);
+        let (recall, us) = measure_hnsw(&idx, &queries, dim, &truth);
+        crate::index::force_hnsw_rs_search(false);
+        note(
+            &mut notes,
+            "hnsw_rs_search",
+            json!({"recall_at_10": round(recall, 4), "search_us": round(us, 1)}),
+        );
+    }
     {
         // What the SIMD dot product brings: the same searches with the portable one.
         crate::index::force_portable_dot(!opts.portable_dot);
@@ -644,7 +670,11 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchR
         None => match &opts.caption_model {
             Some(spec) if available_offline(spec, CAPTION_FILES) => {
                 note(&mut notes, "caption_model", json!(hub::model_name(spec)));
-                Some(captions::load_captioner(spec, opts.device, false)?)
+                Some(captions::load_captioner(
+                    spec,
+                    opts.device,
+                    &Default::default(),
+                )?)
             }
             Some(spec) => {
                 note(
@@ -678,7 +708,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchR
     } else {
         match &opts.text_model {
             Some(spec) if available_offline(spec, TEXT_FILES) => {
-                let d = hub::resolve(spec, TEXT_FILES, false)?;
+                let d = hub::resolve(spec, TEXT_FILES, &Default::default())?;
                 note(&mut notes, "bert_model", json!(d.name.clone()));
                 Some(TextEncoder::load(&d, &device)?)
             }
@@ -1215,7 +1245,8 @@ impl<'a> ExactSearch<'a> {
 
 /// (recall@10, mean µs per search) of an index against the exact answers.
 fn measure_hnsw(idx: &VectorIndex, queries: &[f32], dim: usize, truth: &[Vec<i64>]) -> (f64, f64) {
-    // Warm-up (first touches of the graph).
+    // The flat copy searches walk, then a warm-up (first touches of the graph).
+    idx.prepare_walk();
     for q in queries.chunks_exact(dim).take(10) {
         idx.search(q, 10, None);
     }

@@ -12,7 +12,8 @@ use crate::decode::decode_file;
 use crate::error::{Error, Result};
 use crate::library::{display_path, Library};
 use crate::models::caption::{CaptionOptions, Captioner, CAPTION_CONFIG_FILES, CAPTION_FILES};
-use crate::models::{hub, DeviceChoice};
+use crate::models::hub::{self, DownloadProgress};
+use crate::models::DeviceChoice;
 
 /// One file's caption (the `caption --json` element shape).
 #[derive(Debug, Clone, Serialize)]
@@ -43,7 +44,11 @@ pub struct CaptionReport {
 }
 
 /// Resolve (fetching on first use) and load a captioning model.
-pub fn load_captioner(spec: &str, device: DeviceChoice, progress: bool) -> Result<Captioner> {
+pub fn load_captioner(
+    spec: &str,
+    device: DeviceChoice,
+    progress: &DownloadProgress,
+) -> Result<Captioner> {
     let dir = if hub::is_local(spec) {
         let dir = hub::resolve(spec, CAPTION_CONFIG_FILES, progress)?;
         if !dir.file("model.safetensors").is_file() && !dir.file("model.gguf").is_file() {
@@ -65,7 +70,7 @@ pub fn quantize_captioner(
     spec: &str,
     dest: &Path,
     qtype: &str,
-    progress: bool,
+    progress: &DownloadProgress,
 ) -> Result<(usize, usize)> {
     let dtype = crate::models::weights::parse_qtype(qtype)?;
     let dir = hub::resolve(spec, CAPTION_FILES, progress)?;
@@ -114,7 +119,7 @@ impl Library {
         let cap = load_captioner(
             &self.opts.caption_model,
             self.opts.device,
-            self.opts.download_progress,
+            &self.opts.downloads,
         )?;
         Ok(self.captioner.get_or_init(|| cap))
     }

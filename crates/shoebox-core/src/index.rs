@@ -6,20 +6,25 @@
 //! anything it lacks is added from SQLite, anything it holds that the catalog no longer has is filtered
 //! out of results (and the index is rebuilt when too much of it is dead).
 //!
-//! Opening is instant: a saved index memory-maps a flat copy of its vectors and loads the HNSW graph
-//! on a background thread; until the graph is in, searches are exact scans of the mapped vectors
+//! The graph is built over 8-bit codes of the vectors (a quarter of the memory traffic per distance,
+//! which is what an HNSW search spends its time on); the candidates it finds are re-ranked with the
+//! full f32 vectors, so scores are exact cosines.
+//!
+//! Opening is instant: a saved index memory-maps a flat copy of its f32 vectors and loads the HNSW
+//! graph on a background thread; until the graph is in, searches are exact scans of the mapped vectors
 //! (tens of milliseconds at 100k photos), so the first query never waits for the graph.
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo, ReloadOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::walk::FlatGraph;
 
 /// Max neighbours per node per layer (HNSW M).
 pub const HNSW_M: usize = 16;
@@ -51,19 +56,109 @@ impl Default for HnswParams {
     }
 }
 const BASENAME: &str = "hnsw";
-/// Format 2 adds `vectors.f32`: every slot's vector, row after row, little-endian.
-const FORMAT: u32 = 2;
+/// Format 2 added `vectors.f32`: every slot's vector, row after row, little-endian. Format 3 builds
+/// the graph over i8 codes (the manifest records their scale).
+const FORMAT: u32 = 3;
 const VECTORS_FILE: &str = "vectors.f32";
+/// Graph candidates re-ranked with the f32 vectors per result asked for (at least `RERANK_MIN`, at
+/// most the search's ef).
+const RERANK_PER_RESULT: usize = 4;
+const RERANK_MIN: usize = 40;
 
-/// Cosine distance on L2-normalized vectors: 1 − dot, clamped at 0 (rounding can push a vector's
-/// dot with itself just above 1, which hnsw_rs's own DistDot turns into a panic).
+#[cfg(target_endian = "big")]
+compile_error!("the saved index maps little-endian f32 rows directly");
+
+/// Distance between i8 codes: `dim·127² − dot`, which orders pairs as 1 − cosine does (a shift and
+/// a scale of it) and never goes negative (hnsw_rs asserts that), whatever the codes' scale.
 #[derive(Default, Clone, Copy, Debug)]
-pub struct CosineDistance;
+pub struct CodeDistance;
 
-impl Distance<f32> for CosineDistance {
-    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        (1.0 - dot(a, b)).max(0.0)
+impl Distance<i8> for CodeDistance {
+    fn eval(&self, a: &[i8], b: &[i8]) -> f32 {
+        (a.len() as i64 * 127 * 127 - dot_i8(a, b) as i64) as f32
     }
+}
+
+/// The i8 code of a vector: each component times `scale`, rounded, clipped to ±127.
+fn quantize(v: &[f32], scale: f32) -> Vec<i8> {
+    v.iter()
+        .map(|x| (x * scale).round().clamp(-127.0, 127.0) as i8)
+        .collect()
+}
+
+/// The scale that maps the largest component magnitude among `items` to 127.
+fn code_scale<'a>(items: impl IntoIterator<Item = &'a [f32]>) -> f32 {
+    let max = items
+        .into_iter()
+        .flat_map(|v| v.iter())
+        .fold(0f32, |m, x| m.max(x.abs()));
+    if max.is_finite() && max > 1e-6 {
+        127.0 / max
+    } else {
+        127.0
+    }
+}
+
+/// Integer dot product of two codes: AVX2 when the CPU has it.
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && !PORTABLE_DOT.load(Ordering::Relaxed) {
+        // SAFETY: the CPU has the feature dot_i8_avx2 is compiled for.
+        return unsafe { dot_i8_avx2(a, b) };
+    }
+    dot_i8_portable(a, b)
+}
+
+fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
+    let mut acc = [0i32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] += x[i] as i32 * y[i] as i32;
+        }
+    }
+    let mut s: i32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += *x as i32 * *y as i32;
+    }
+    s
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    let mut i = 0;
+    // 32 components per step: sign-extend 16 at a time to i16, multiply and add pairs into i32.
+    while i + 32 <= n {
+        let a0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pa.add(i) as *const __m128i));
+        let b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pb.add(i) as *const __m128i));
+        let a1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pa.add(i + 16) as *const __m128i));
+        let b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pb.add(i + 16) as *const __m128i));
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(a0, b0));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(a1, b1));
+        i += 32;
+    }
+    let mut lanes = [0i32; 8];
+    _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, _mm256_add_epi32(s0, s1));
+    let mut total: i32 = lanes.iter().sum();
+    while i < n {
+        total += a[i] as i32 * b[i] as i32;
+        i += 1;
+    }
+    total
+}
+
+/// When set, searches use hnsw_rs's own search instead of [`crate::walk`] (to measure the gain).
+static HNSW_RS_SEARCH: AtomicBool = AtomicBool::new(false);
+
+/// Search with hnsw_rs's own search (`true`) or the flat walk (the default).
+pub fn force_hnsw_rs_search(on: bool) {
+    HNSW_RS_SEARCH.store(on, Ordering::Relaxed);
 }
 
 /// When set, [`dot`] uses the portable code even where AVX2/FMA is available (to measure the gain).
@@ -162,9 +257,69 @@ struct Manifest {
     generation: i64,
     last_row: i64,
     dump: String,
+    /// The i8 codes' scale (format 3).
+    #[serde(default)]
+    scale: f32,
 }
 
-type Graph = Hnsw<'static, f32, CosineDistance>;
+type Graph = Hnsw<'static, i8, CodeDistance>;
+type WalkCell = Arc<Mutex<Walk>>;
+
+/// The graph's flat copy for searching, and its upkeep.
+#[derive(Default)]
+struct Walk {
+    flat: Option<Arc<FlatGraph>>,
+    /// Bumped whenever the graph changes: a copy made from an older graph is thrown away.
+    version: u64,
+    /// A copy is being made in the background.
+    building: bool,
+    /// The thread making it (joined before the graph changes: it reads the graph).
+    builder: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Every slot's f32 vector: the rows of a saved index memory-mapped, then rows added since, owned.
+struct Vectors {
+    dim: usize,
+    mapped: Option<memmap2::Mmap>,
+    mapped_rows: usize,
+    owned: Vec<f32>,
+}
+
+impl Vectors {
+    fn new(dim: usize) -> Self {
+        Vectors {
+            dim,
+            mapped: None,
+            mapped_rows: 0,
+            owned: Vec::new(),
+        }
+    }
+
+    /// The mapped file's rows (checked for alignment and size by the caller).
+    fn mapped_f32(&self) -> &[f32] {
+        self.mapped
+            .as_ref()
+            .and_then(|m| bytemuck::try_cast_slice(&m[..]).ok())
+            .unwrap_or(&[])
+    }
+
+    fn row(&self, slot: usize) -> &[f32] {
+        if slot < self.mapped_rows {
+            &self.mapped_f32()[slot * self.dim..(slot + 1) * self.dim]
+        } else {
+            let r = slot - self.mapped_rows;
+            &self.owned[r * self.dim..(r + 1) * self.dim]
+        }
+    }
+
+    fn push(&mut self, v: &[f32]) {
+        self.owned.extend_from_slice(v);
+    }
+
+    fn rows(&self) -> usize {
+        self.mapped_rows + self.owned.len() / self.dim.max(1)
+    }
+}
 
 /// The HNSW graph, built here or being loaded from disk on a background thread.
 struct GraphCell {
@@ -180,14 +335,19 @@ impl GraphCell {
         }
     }
 
-    /// Load the graph saved in `dump_dir` on a new thread.
-    fn load_in_background(dump_dir: PathBuf, points: usize, dim: usize) -> Self {
+    /// Load the graph saved in `dump_dir` on a new thread, and its flat copy for searching.
+    fn load_in_background(dump_dir: PathBuf, points: usize, dim: usize, walk: WalkCell) -> Self {
         let cell = Arc::new(OnceLock::new());
         let out = Arc::clone(&cell);
         let loader = std::thread::Builder::new()
             .name("hnsw-load".into())
             .spawn(move || {
-                let _ = out.set(load_graph(&dump_dir, points, dim));
+                let loaded = load_graph(&dump_dir, points, dim);
+                if let Ok(g) = &loaded {
+                    let flat = FlatGraph::from_hnsw(g, points, dim).map(Arc::new);
+                    walk.lock().unwrap_or_else(|p| p.into_inner()).flat = flat;
+                }
+                let _ = out.set(loaded);
             })
             .ok();
         let cell = GraphCell {
@@ -225,8 +385,8 @@ impl GraphCell {
     }
 }
 
-/// Load an hnsw_rs dump of `points` vectors of `dim` dimensions, its vectors memory-mapped rather
-/// than copied.
+/// Load an hnsw_rs dump of `points` codes of `dim` dimensions, the codes memory-mapped rather than
+/// copied.
 fn load_graph(dump_dir: &Path, points: usize, dim: usize) -> std::result::Result<Graph, String> {
     for f in ["hnsw.hnsw.graph", "hnsw.hnsw.data"] {
         // hnsw_rs exits the process on a missing file: check first.
@@ -241,7 +401,7 @@ fn load_graph(dump_dir: &Path, points: usize, dim: usize) -> std::result::Result
         let mut io = HnswIo::new(dump_dir, BASENAME);
         io.set_options(ReloadOptions::default().set_mmap(true));
         let io: &'static mut HnswIo = Box::leak(Box::new(io));
-        io.load_hnsw::<f32, CosineDistance>()
+        io.load_hnsw::<i8, CodeDistance>()
             .map_err(|e| format!("{}: {e}", dump_dir.display()))
     })
     .unwrap_or_else(|_| Err(format!("{} is damaged", dump_dir.display())))
@@ -265,9 +425,17 @@ fn load_graph(dump_dir: &Path, points: usize, dim: usize) -> std::result::Result
 /// id); `slots` maps slots to photo ids and `live` names the one slot per photo that counts. A photo
 /// re-embedded or deleted leaves a dead slot behind, filtered out of results until the next rebuild.
 pub struct VectorIndex {
+    /// The graph over the vectors' i8 codes.
     graph: GraphCell,
-    /// The saved vectors (slot order), mapped while the graph loads; dropped once it is in.
-    flat: RwLock<Option<memmap2::Mmap>>,
+    /// The graph's flat copy that searches walk (made on demand; dropped when the graph changes).
+    walk: WalkCell,
+    /// The f32 vectors, for exact scans and re-ranking.
+    vectors: Vectors,
+    /// Set once the mapped rows' pages touched by exact scans have been handed back after the graph
+    /// came in (re-ranking reads only a few rows per search).
+    released: AtomicBool,
+    /// The i8 codes' scale (0 until the first vectors arrive).
+    scale: f32,
     slots: Vec<i64>,
     live: HashMap<i64, usize>,
     dim: usize,
@@ -284,7 +452,7 @@ fn new_graph(capacity: usize, p: HnswParams) -> Graph {
         capacity.max(1024),
         MAX_LAYER,
         p.ef_construction,
-        CosineDistance,
+        CodeDistance,
     )
 }
 
@@ -298,7 +466,10 @@ impl VectorIndex {
     pub fn with_params(dim: usize, capacity: usize, params: HnswParams) -> Self {
         VectorIndex {
             graph: GraphCell::ready(new_graph(capacity, params)),
-            flat: RwLock::new(None),
+            walk: Arc::default(),
+            vectors: Vectors::new(dim),
+            released: AtomicBool::new(true),
+            scale: 0.0,
             slots: Vec::new(),
             live: HashMap::new(),
             dim,
@@ -370,20 +541,42 @@ impl VectorIndex {
             }
         }
         let graph = self.graph.wait()?;
+        // A flat copy being made reads the graph: let it finish before the graph changes.
+        let builder = self
+            .walk
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .builder
+            .take();
+        if let Some(b) = builder {
+            let _ = b.join();
+        }
+        if self.scale <= 0.0 {
+            // The first vectors fix the codes' scale; later outliers are clipped (the re-ranking
+            // with f32 vectors keeps scores exact).
+            self.scale = code_scale(items.iter().map(|(_, v)| v.as_slice()));
+        }
         let first = self.slots.len();
+        let codes: Vec<Vec<i8>> = items.iter().map(|(_, v)| quantize(v, self.scale)).collect();
         if items.len() > 64 {
-            let refs: Vec<(&Vec<f32>, usize)> = items
+            let refs: Vec<(&Vec<i8>, usize)> = codes
                 .iter()
                 .enumerate()
-                .map(|(i, (_, v))| (v, first + i))
+                .map(|(i, c)| (c, first + i))
                 .collect();
             graph.parallel_insert(&refs);
         } else {
-            for (i, (_, v)) in items.iter().enumerate() {
-                graph.insert((v.as_slice(), first + i));
+            for (i, c) in codes.iter().enumerate() {
+                graph.insert((c.as_slice(), first + i));
             }
         }
-        for (i, (id, _)) in items.iter().enumerate() {
+        {
+            let mut w = self.walk.lock().unwrap_or_else(|p| p.into_inner());
+            w.flat = None;
+            w.version += 1;
+        }
+        for (i, (id, v)) in items.iter().enumerate() {
+            self.vectors.push(v);
             self.slots.push(*id);
             self.live.insert(*id, first + i);
         }
@@ -411,25 +604,106 @@ impl VectorIndex {
         let Some(graph) = self.graph.get() else {
             return self.exact_search(query, k, keep);
         };
-        if self.flat.read().map(|f| f.is_some()).unwrap_or(false) {
-            // The graph is in: release the mapped copy.
-            if let Ok(mut f) = self.flat.write() {
-                *f = None;
-            }
+        if !self.released.swap(true, Ordering::Relaxed) {
+            self.release_scanned_pages();
         }
         let filter = |slot: &usize| {
             let id = self.slots[*slot];
             self.live.get(&id) == Some(slot) && keep.is_none_or(|f| f(id))
         };
-        let found = if self.dead_count() == 0 && keep.is_none() {
-            graph.search(query, k, ef)
-        } else {
-            graph.search_filter(query, k, ef, Some(&filter))
+        let code = quantize(query, self.scale);
+        let candidates = (k * RERANK_PER_RESULT).max(RERANK_MIN).min(ef).max(k);
+        let found: Vec<usize> = match self.walk() {
+            Some(w) if !HNSW_RS_SEARCH.load(Ordering::Relaxed) => {
+                let all = self.dead_count() == 0 && keep.is_none();
+                w.search(&code, candidates, ef, &|slot| all || filter(&slot))
+                    .into_iter()
+                    .map(|(slot, _)| slot)
+                    .collect()
+            }
+            _ if self.dead_count() == 0 && keep.is_none() => graph
+                .search(&code, candidates, ef)
+                .into_iter()
+                .map(|n| n.d_id)
+                .collect(),
+            _ => graph
+                .search_filter(&code, candidates, ef, Some(&filter))
+                .into_iter()
+                .map(|n| n.d_id)
+                .collect(),
         };
-        found
+        let mut out: Vec<(i64, f32)> = found
             .into_iter()
-            .map(|n| (self.slots[n.d_id], 1.0 - n.distance))
-            .collect()
+            .map(|slot| (self.slots[slot], dot(query, self.vectors.row(slot))))
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out.truncate(k);
+        out
+    }
+
+    /// The graph's flat copy if it is up to date; if not, one is made on a background thread (and
+    /// searches use hnsw_rs's search meanwhile: about 1 s for a copy of 100k photos, against a few
+    /// ms per search).
+    fn walk(&self) -> Option<Arc<FlatGraph>> {
+        let mut w = self.walk.lock().unwrap_or_else(|p| p.into_inner());
+        if w.flat.is_none() && !w.building {
+            w.building = true;
+            let version = w.version;
+            let (walk, cell) = (Arc::clone(&self.walk), Arc::clone(&self.graph.cell));
+            let (slots, dim) = (self.slots.len(), self.dim);
+            let started = std::thread::Builder::new()
+                .name("hnsw-walk".into())
+                .spawn(move || {
+                    let flat = match cell.get() {
+                        Some(Ok(g)) => FlatGraph::from_hnsw(g, slots, dim).map(Arc::new),
+                        _ => None,
+                    };
+                    let mut w = walk.lock().unwrap_or_else(|p| p.into_inner());
+                    w.building = false;
+                    if w.version == version {
+                        if flat.is_none() {
+                            log::warn!("the HNSW graph does not match its slots");
+                        }
+                        w.flat = flat;
+                    }
+                });
+            match started {
+                Ok(h) => w.builder = Some(h),
+                Err(_) => w.building = false,
+            }
+        }
+        w.flat.clone()
+    }
+
+    /// Make the graph's flat copy now if it is not up to date (searches make it in the background
+    /// otherwise). Returns whether searches walk it.
+    pub fn prepare_walk(&self) -> bool {
+        let Some(graph) = self.graph.get() else {
+            return false;
+        };
+        let mut w = self.walk.lock().unwrap_or_else(|p| p.into_inner());
+        if w.flat.is_none() {
+            w.flat = FlatGraph::from_hnsw(graph, self.slots.len(), self.dim).map(Arc::new);
+        }
+        w.flat.is_some()
+    }
+
+    /// Bytes held by the flat copy of the graph, if made.
+    pub fn walk_bytes(&self) -> Option<usize> {
+        self.walk
+            .lock()
+            .ok()
+            .and_then(|w| w.flat.as_ref().map(|f| f.bytes()))
+    }
+
+    /// Hand back the pages of the mapped vectors that exact scans read in: once the graph answers,
+    /// only a few rows per search are read again (from the page cache, on demand).
+    fn release_scanned_pages(&self) {
+        if let Some(m) = &self.vectors.mapped {
+            // SAFETY: a read-only shared file mapping; dropped pages are read back from the file,
+            // which is never modified (dumps are written once).
+            let _ = unsafe { m.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
     }
 
     /// Exact top-`k` over the mapped vectors (while the graph loads).
@@ -439,31 +713,16 @@ impl VectorIndex {
         k: usize,
         keep: Option<&dyn Fn(i64) -> bool>,
     ) -> Vec<(i64, f32)> {
-        let guard = self.flat.read().unwrap_or_else(|p| p.into_inner());
-        let Some(flat) = guard.as_ref() else {
-            // No mapped copy: it was dropped once the graph came in.
-            drop(guard);
-            return match self.graph.wait() {
-                Ok(_) => self.search(query, k, keep),
-                Err(e) => {
-                    log::warn!("index unusable, no results: {e}");
-                    Vec::new()
-                }
-            };
-        };
-        let row_bytes = self.dim * 4;
-        let mut row = vec![0f32; self.dim];
         // Min-heap of the best k so far, by similarity.
         let mut best: BinaryHeap<std::cmp::Reverse<Scored>> = BinaryHeap::with_capacity(k + 1);
         for (&id, &slot) in &self.live {
             if keep.is_some_and(|f| !f(id)) {
                 continue;
             }
-            let bytes = &flat[slot * row_bytes..(slot + 1) * row_bytes];
-            for (x, b) in row.iter_mut().zip(bytes.chunks_exact(4)) {
-                *x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-            best.push(std::cmp::Reverse(Scored(dot(query, &row), id)));
+            best.push(std::cmp::Reverse(Scored(
+                dot(query, self.vectors.row(slot)),
+                id,
+            )));
             if best.len() > k {
                 best.pop();
             }
@@ -495,7 +754,7 @@ impl VectorIndex {
         if !self.slots.is_empty() {
             let graph = self.graph.wait()?;
             write_i64s(&dump_dir.join("slots.bin"), &self.slots)?;
-            self.write_vectors(graph, &dump_dir.join(VECTORS_FILE))?;
+            self.write_vectors(&dump_dir.join(VECTORS_FILE))?;
             let mut live: Vec<i64> = self.live.values().map(|s| *s as i64).collect();
             live.sort_unstable();
             write_i64s(&dump_dir.join("live.bin"), &live)?;
@@ -520,6 +779,7 @@ impl VectorIndex {
             generation: self.generation,
             last_row: self.last_row,
             dump: dump.clone(),
+            scale: self.scale,
         };
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
         serde_json::to_writer_pretty(&mut tmp, &manifest)
@@ -569,14 +829,19 @@ impl VectorIndex {
         // SAFETY: dumps are written once into a fresh folder and never modified; a folder is only
         // deleted once no manifest names it (Unix keeps a deleted file's pages while mapped).
         let flat = unsafe { memmap2::Mmap::map(&vfile) }.map_err(|e| Error::io(&vpath, e))?;
-        if flat.len() != slots.len() * dim * 4 || live_slots.len() != m.count {
+        if flat.len() != slots.len() * dim * 4
+            || bytemuck::try_cast_slice::<u8, f32>(&flat[..]).is_err()
+            || live_slots.len() != m.count
+            || !(m.scale > 0.0 && m.scale.is_finite())
+        {
             return Err(Error::Index(format!(
-                "{} holds {} bytes of vectors for {} slots of {dim} dimensions, {} live; manifest says {} live",
+                "{} holds {} bytes of vectors for {} slots of {dim} dimensions, {} live; manifest says {} live at scale {}",
                 dump_dir.display(),
                 flat.len(),
                 slots.len(),
                 live_slots.len(),
-                m.count
+                m.count,
+                m.scale
             )));
         }
         let mut live = HashMap::with_capacity(live_slots.len());
@@ -587,9 +852,18 @@ impl VectorIndex {
                 .ok_or_else(|| Error::Index(format!("{}: bad live slot", dump_dir.display())))?;
             live.insert(slots[s], s);
         }
+        let walk: WalkCell = Arc::default();
         Ok(VectorIndex {
-            graph: GraphCell::load_in_background(dump_dir, slots.len(), dim),
-            flat: RwLock::new(Some(flat)),
+            graph: GraphCell::load_in_background(dump_dir, slots.len(), dim, Arc::clone(&walk)),
+            walk,
+            vectors: Vectors {
+                dim,
+                mapped: Some(flat),
+                mapped_rows: slots.len(),
+                owned: Vec::new(),
+            },
+            released: AtomicBool::new(false),
+            scale: m.scale,
             slots,
             live,
             dim,
@@ -600,28 +874,19 @@ impl VectorIndex {
     }
 
     /// Every slot's vector, in slot order, as little-endian f32 rows.
-    fn write_vectors(&self, graph: &Graph, path: &Path) -> Result<()> {
-        let mut points: Vec<_> = graph.get_point_indexation().into_iter().collect();
-        points.sort_unstable_by_key(|p| p.get_origin_id());
-        if points.len() != self.slots.len()
-            || points
-                .iter()
-                .enumerate()
-                .any(|(i, p)| p.get_origin_id() != i || p.get_v().len() != self.dim)
-        {
+    fn write_vectors(&self, path: &Path) -> Result<()> {
+        if self.vectors.rows() != self.slots.len() {
             return Err(Error::Index(format!(
-                "the graph holds {} points for {} slots",
-                points.len(),
+                "{} vectors for {} slots",
+                self.vectors.rows(),
                 self.slots.len()
             )));
         }
         let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        for p in &points {
-            for x in p.get_v() {
-                w.write_all(&x.to_le_bytes())
-                    .map_err(|e| Error::io(path, e))?;
-            }
+        for slot in 0..self.slots.len() {
+            w.write_all(bytemuck::cast_slice(self.vectors.row(slot)))
+                .map_err(|e| Error::io(path, e))?;
         }
         let file = w
             .into_inner()
@@ -781,8 +1046,8 @@ mod tests {
         assert!(loaded.graph_ready());
         assert_eq!(loaded.search(&unit(9_999, dim), 1, None)[0].0, 6);
         assert!(
-            loaded.flat.read().unwrap().is_none(),
-            "the mapped copy goes once the graph answers"
+            loaded.released.load(Ordering::Relaxed),
+            "pages read by exact scans are handed back once the graph answers"
         );
         assert!(loaded
             .search(&unit(6, dim), 50, None)
@@ -838,6 +1103,36 @@ mod tests {
     }
 
     #[test]
+    fn simd_code_dot_matches_the_portable_one_and_codes_keep_the_order() {
+        for dim in [0, 1, 15, 16, 31, 32, 33, 512, 515] {
+            let (a, b) = (unit(dim as u64 + 3, dim), unit(dim as u64 + 77, dim));
+            let scale = code_scale([a.as_slice(), b.as_slice()]);
+            let (qa, qb) = (quantize(&a, scale), quantize(&b, scale));
+            let exact: i32 = qa.iter().zip(&qb).map(|(x, y)| *x as i32 * *y as i32).sum();
+            assert_eq!(dot_i8(&qa, &qb), exact, "dim {dim}");
+            assert_eq!(dot_i8_portable(&qa, &qb), exact, "dim {dim}");
+        }
+        // The largest component maps to ±127, and a code's dot tracks the cosine.
+        let dim = 512;
+        let vs: Vec<Vec<f32>> = (0..50).map(|i| unit(i + 1, dim)).collect();
+        let scale = code_scale(vs.iter().map(|v| v.as_slice()));
+        let codes: Vec<Vec<i8>> = vs.iter().map(|v| quantize(v, scale)).collect();
+        assert!(codes.iter().flatten().any(|c| c.unsigned_abs() == 127));
+        for i in 1..50 {
+            let cos = dot(&vs[0], &vs[i]);
+            let approx = dot_i8(&codes[0], &codes[i]) as f32 / (scale * scale);
+            assert!((cos - approx).abs() < 0.01, "{cos} vs {approx}");
+            let d = CodeDistance.eval(&codes[0], &codes[i]);
+            assert!(d >= 0.0);
+        }
+        assert_eq!(
+            CodeDistance.eval(&[127i8; 8], &[127i8; 8]),
+            0.0,
+            "identical extreme codes are at distance 0"
+        );
+    }
+
+    #[test]
     fn recall_against_exact_search() {
         let dim = 64;
         let n = 3000;
@@ -853,6 +1148,11 @@ mod tests {
                 10,
             );
             let approx = idx.search(&query, 10, None);
+            // Scores are the exact cosines (re-ranked with the f32 vectors).
+            for a in &approx {
+                let want = dot(&query, &unit(a.0 as u64 + 1, dim));
+                assert!((a.1 - want).abs() < 1e-5);
+            }
             hits += approx
                 .iter()
                 .filter(|a| exact.iter().any(|e| e.0 == a.0))
@@ -860,5 +1160,30 @@ mod tests {
         }
         let recall = hits as f64 / (queries as f64 * 10.0);
         assert!(recall >= 0.95, "recall@10 {recall}");
+        // The flat walk (made in the background) finds the same as hnsw_rs's search, or better.
+        assert!(idx.prepare_walk());
+        let mut walk_hits = 0;
+        for q in 0..queries {
+            let query = unit(100_000 + q, dim);
+            let exact = crate::search::exact_top_k(
+                &query,
+                (0..n).map(|i| (i, unit(i as u64 + 1, dim))),
+                10,
+            );
+            let keep_odd = |id: i64| id % 2 == 1;
+            let odd = idx.search(&query, 10, Some(&keep_odd));
+            assert_eq!(odd.len(), 10);
+            assert!(odd.iter().all(|h| h.0 % 2 == 1));
+            walk_hits += idx
+                .search(&query, 10, None)
+                .iter()
+                .filter(|a| exact.iter().any(|e| e.0 == a.0))
+                .count();
+        }
+        let walk_recall = walk_hits as f64 / (queries as f64 * 10.0);
+        assert!(
+            walk_recall >= recall - 0.02,
+            "walk {walk_recall} vs {recall}"
+        );
     }
 }

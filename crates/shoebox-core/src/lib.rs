@@ -17,6 +17,7 @@ pub mod search;
 pub mod tags;
 pub mod thumbs;
 pub mod vocabulary;
+mod walk;
 pub mod watch;
 
 pub use error::{Error, Result};

@@ -37,8 +37,8 @@ pub struct LibraryOptions {
     /// Sentence encoder (tags from captions, hybrid search): hub id or local folder.
     pub text_model: String,
     pub device: DeviceChoice,
-    /// Show download progress bars (hf-hub) on stderr.
-    pub download_progress: bool,
+    /// How model downloads show progress (terminal bars, reports to the app, or nothing).
+    pub downloads: hub::DownloadProgress,
 }
 
 /// `status` (the `status --json` shape).
@@ -194,11 +194,7 @@ impl Library {
         if let Some(c) = self.clip.get() {
             return Ok(c);
         }
-        let dir = hub::resolve(
-            &self.opts.clip_model,
-            CLIP_FILES,
-            self.opts.download_progress,
-        )?;
+        let dir = hub::resolve(&self.opts.clip_model, CLIP_FILES, &self.opts.downloads)?;
         let device = self.opts.device.device()?;
         let clip = Clip::open(&dir, &device)?;
         Ok(self.clip.get_or_init(|| clip))
@@ -796,7 +792,7 @@ impl Library {
     // ---- models ----
 
     /// Fetch a model into the Hugging Face cache (or check a local folder); returns its folder.
-    pub fn pull_model(spec: &str, progress: bool) -> Result<PathBuf> {
+    pub fn pull_model(spec: &str, progress: &hub::DownloadProgress) -> Result<PathBuf> {
         let dir = hub::resolve(spec, CLIP_FILES, progress)?;
         // Loading proves the files are a usable CLIP model.
         Clip::load(&dir, &candle_core::Device::Cpu)?;

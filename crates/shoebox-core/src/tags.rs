@@ -120,11 +120,7 @@ impl Library {
         if let Some(t) = self.text.get() {
             return Ok(t);
         }
-        let dir = hub::resolve(
-            &self.opts.text_model,
-            TEXT_FILES,
-            self.opts.download_progress,
-        )?;
+        let dir = hub::resolve(&self.opts.text_model, TEXT_FILES, &self.opts.downloads)?;
         let enc = TextEncoder::load(&dir, &self.opts.device.device()?)?;
         Ok(self.text.get_or_init(|| enc))
     }

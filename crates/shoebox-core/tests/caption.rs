@@ -13,7 +13,7 @@ use shoebox_core::Error;
 
 fn load(name: &str) -> Captioner {
     let dir = fixtures().join("models").join(name);
-    let dir = hub::resolve(dir.to_str().unwrap(), CAPTION_FILES, false).unwrap();
+    let dir = hub::resolve(dir.to_str().unwrap(), CAPTION_FILES, &Default::default()).unwrap();
     Captioner::load(&dir, &Device::Cpu).unwrap()
 }
 
@@ -212,7 +212,12 @@ fn a_corrupt_image_is_a_clear_error_and_the_next_one_still_works() {
 
 #[test]
 fn a_folder_that_is_not_a_captioner_is_refused_clearly() {
-    let dir = hub::resolve(common::clip_dir().to_str().unwrap(), CAPTION_FILES, false).unwrap();
+    let dir = hub::resolve(
+        common::clip_dir().to_str().unwrap(),
+        CAPTION_FILES,
+        &Default::default(),
+    )
+    .unwrap();
     let err = Captioner::load(&dir, &Device::Cpu)
         .err()
         .unwrap()
@@ -225,9 +230,13 @@ fn quantized_blip_gguf_still_captions_the_shapes() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("blip-dev-q8");
     let src = fixtures().join("models/blip-dev");
-    let (quantized, kept) =
-        shoebox_core::captions::quantize_captioner(src.to_str().unwrap(), &dest, "q8_0", false)
-            .unwrap();
+    let (quantized, kept) = shoebox_core::captions::quantize_captioner(
+        src.to_str().unwrap(),
+        &dest,
+        "q8_0",
+        &Default::default(),
+    )
+    .unwrap();
     assert!(
         quantized >= 20 && kept > 0,
         "{quantized} quantized, {kept} kept"
@@ -238,9 +247,12 @@ fn quantized_blip_gguf_still_captions_the_shapes() {
         .len();
     assert!(gguf < f32 / 2, "gguf {gguf} bytes vs safetensors {f32}");
     assert!(!dest.join("model.safetensors").exists());
-    let cap =
-        shoebox_core::captions::load_captioner(dest.to_str().unwrap(), Default::default(), false)
-            .unwrap();
+    let cap = shoebox_core::captions::load_captioner(
+        dest.to_str().unwrap(),
+        Default::default(),
+        &Default::default(),
+    )
+    .unwrap();
     // 80 images keep this test quick: quantized matmuls are slow at these toy sizes.
     let data: Vec<_> = labels().into_iter().take(80).collect();
     let right = data
@@ -256,7 +268,7 @@ fn quantized_blip_gguf_still_captions_the_shapes() {
         fixtures().join("models/vitgpt2-dev").to_str().unwrap(),
         &tmp.path().join("v"),
         "q8_0",
-        false,
+        &Default::default(),
     )
     .unwrap_err()
     .to_string();

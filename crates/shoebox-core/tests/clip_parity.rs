@@ -191,7 +191,7 @@ fn towers_opened_lazily_embed_like_loaded_ones() {
     let dir = shoebox_core::models::hub::resolve(
         clip_dir().to_str().unwrap(),
         shoebox_core::models::clip::CLIP_FILES,
-        false,
+        &Default::default(),
     )
     .unwrap();
     let eager = load_clip();

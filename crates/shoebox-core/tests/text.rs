@@ -46,7 +46,7 @@ fn load_minilm() -> Option<TextEncoder> {
         eprintln!("skipping: {msg}");
         return None;
     };
-    let dir = hub::resolve(dir.to_str().unwrap(), TEXT_FILES, false).unwrap();
+    let dir = hub::resolve(dir.to_str().unwrap(), TEXT_FILES, &Default::default()).unwrap();
     Some(TextEncoder::load(&dir, &candle_core::Device::Cpu).unwrap())
 }
 
@@ -134,7 +134,12 @@ fn minilm_loads_with_a_bert_prefix_and_names_a_missing_tensor() {
 
     // The same weights as BertModel saves them, under `bert.`.
     let prefixed = rewritten_copy(&src, |k| Some(format!("bert.{k}")));
-    let dir = hub::resolve(prefixed.path().to_str().unwrap(), TEXT_FILES, false).unwrap();
+    let dir = hub::resolve(
+        prefixed.path().to_str().unwrap(),
+        TEXT_FILES,
+        &Default::default(),
+    )
+    .unwrap();
     let enc2 = TextEncoder::load(&dir, &candle_core::Device::Cpu).unwrap();
     let got = enc2.embed(&[text]).unwrap().remove(0);
     assert!(cosine(&got, &want) >= 0.99999);
@@ -142,7 +147,12 @@ fn minilm_loads_with_a_bert_prefix_and_names_a_missing_tensor() {
     // A missing tensor is refused and named, not filled with random values.
     let missing = "encoder.layer.3.attention.self.key.weight";
     let broken = rewritten_copy(&src, |k| (k != missing).then(|| k.to_string()));
-    let dir = hub::resolve(broken.path().to_str().unwrap(), TEXT_FILES, false).unwrap();
+    let dir = hub::resolve(
+        broken.path().to_str().unwrap(),
+        TEXT_FILES,
+        &Default::default(),
+    )
+    .unwrap();
     let err = TextEncoder::load(&dir, &candle_core::Device::Cpu)
         .err()
         .expect("a checkpoint without a key projection must not load")

@@ -1,9 +1,14 @@
 //! Model location: a local Hugging Face model folder, or a hub id fetched on first use into the
-//! standard Hugging Face cache (hf-hub, with a progress bar).
+//! standard Hugging Face cache (hf-hub), with a progress bar on the terminal or progress reports to
+//! a callback (the desktop app's progress bar).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use hf_hub::api::sync::ApiRepo;
 use hf_hub::{Repo, RepoType};
+use serde::Serialize;
 
 use crate::error::{Error, Result};
 
@@ -18,6 +23,73 @@ pub struct ModelDir {
 impl ModelDir {
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+}
+
+/// One file of a model being downloaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Download {
+    /// The hub id.
+    pub model: String,
+    pub file: String,
+    /// Bytes of the file fetched so far, and its size.
+    pub done: u64,
+    pub total: u64,
+    /// The file is complete.
+    pub finished: bool,
+}
+
+/// How model downloads show their progress.
+#[derive(Clone, Default)]
+pub enum DownloadProgress {
+    #[default]
+    Quiet,
+    /// hf-hub's progress bars on stderr.
+    Bar,
+    /// Reports to a callback: when a file starts, at most every 100 ms while it downloads, and when
+    /// it is complete.
+    Report(Arc<dyn Fn(&Download) + Send + Sync>),
+}
+
+impl std::fmt::Debug for DownloadProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DownloadProgress::Quiet => "Quiet",
+            DownloadProgress::Bar => "Bar",
+            DownloadProgress::Report(_) => "Report",
+        })
+    }
+}
+
+/// hf-hub's progress hook, throttled into [`Download`] reports.
+struct Reporter {
+    report: Arc<dyn Fn(&Download) + Send + Sync>,
+    state: Download,
+    last: Instant,
+}
+
+impl hf_hub::api::Progress for Reporter {
+    fn init(&mut self, size: usize, filename: &str) {
+        self.state.file = filename.to_string();
+        self.state.total = size as u64;
+        self.state.done = 0;
+        self.state.finished = false;
+        self.last = Instant::now();
+        (self.report)(&self.state);
+    }
+
+    fn update(&mut self, size: usize) {
+        self.state.done += size as u64;
+        if self.last.elapsed() >= Duration::from_millis(100) {
+            self.last = Instant::now();
+            (self.report)(&self.state);
+        }
+    }
+
+    fn finish(&mut self) {
+        self.state.finished = true;
+        (self.report)(&self.state);
     }
 }
 
@@ -50,8 +122,8 @@ pub fn cached(id: &str, files: &[&str]) -> Option<PathBuf> {
 }
 
 /// Resolve `spec` to a folder holding `files`: a local folder as is, or a hub id from the cache,
-/// downloading what is missing (with a progress bar when `progress`).
-pub fn resolve(spec: &str, files: &[&str], progress: bool) -> Result<ModelDir> {
+/// downloading what is missing (showing progress as `progress` says).
+pub fn resolve(spec: &str, files: &[&str], progress: &DownloadProgress) -> Result<ModelDir> {
     if is_local(spec) {
         let dir = std::fs::canonicalize(spec)
             .map_err(|e| Error::ModelUnavailable(format!("model folder {spec}: {e}")))?;
@@ -78,7 +150,37 @@ pub fn resolve(spec: &str, files: &[&str], progress: bool) -> Result<ModelDir> {
     download(spec, files, progress)
 }
 
-fn download(id: &str, files: &[&str], progress: bool) -> Result<ModelDir> {
+/// One file of `repo` from the cache, or fetched into it.
+fn fetch(
+    api_repo: &ApiRepo,
+    repo: Repo,
+    id: &str,
+    file: &str,
+    progress: &DownloadProgress,
+) -> std::result::Result<PathBuf, hf_hub::api::sync::ApiError> {
+    match progress {
+        DownloadProgress::Report(report) => {
+            if let Some(p) = hf_hub::Cache::from_env().repo(repo.clone()).get(file) {
+                return Ok(p);
+            }
+            let reporter = Reporter {
+                report: Arc::clone(report),
+                state: Download {
+                    model: id.to_string(),
+                    file: file.to_string(),
+                    done: 0,
+                    total: 0,
+                    finished: false,
+                },
+                last: Instant::now(),
+            };
+            api_repo.download_with_progress(file, reporter)
+        }
+        _ => api_repo.get(file),
+    }
+}
+
+fn download(id: &str, files: &[&str], progress: &DownloadProgress) -> Result<ModelDir> {
     let unavailable = |what: String| {
         Error::ModelUnavailable(format!(
             "{what}.\nShoebox needs the model {id} once; it is fetched from the Hugging Face hub into \
@@ -95,23 +197,22 @@ fn download(id: &str, files: &[&str], progress: bool) -> Result<ModelDir> {
         )));
     }
     let api = hf_hub::api::sync::ApiBuilder::from_env()
-        .with_progress(progress)
+        .with_progress(matches!(progress, DownloadProgress::Bar))
         .build()
         .map_err(|e| unavailable(format!("cannot start the hub client: {e}")))?;
-    let main = api.model(id.to_string());
+    let main = Repo::new(id.to_string(), RepoType::Model);
+    let main_api = api.repo(main.clone());
     let mut dir = None;
     for f in files {
-        let path = match main.get(f) {
+        let path = match fetch(&main_api, main.clone(), id, f, progress) {
             Ok(p) => p,
             // Some canonical repos (openai/clip-*) carry safetensors only on a conversion branch.
-            Err(first) if f.ends_with(".safetensors") => api
-                .repo(Repo::with_revision(
-                    id.to_string(),
-                    RepoType::Model,
-                    "refs/pr/15".to_string(),
-                ))
-                .get(f)
-                .map_err(|_| unavailable(format!("could not fetch {f} of {id}: {first}")))?,
+            Err(first) if f.ends_with(".safetensors") => {
+                let conversion =
+                    Repo::with_revision(id.to_string(), RepoType::Model, "refs/pr/15".to_string());
+                fetch(&api.repo(conversion.clone()), conversion, id, f, progress)
+                    .map_err(|_| unavailable(format!("could not fetch {f} of {id}: {first}")))?
+            }
             Err(e) => return Err(unavailable(format!("could not fetch {f} of {id}: {e}"))),
         };
         // Files of one revision share a snapshot folder; a file from another revision is linked in.

@@ -16,7 +16,12 @@ pub fn clip_dir() -> PathBuf {
 }
 
 pub fn load_clip() -> Clip {
-    let dir = hub::resolve(clip_dir().to_str().unwrap(), CLIP_FILES, false).unwrap();
+    let dir = hub::resolve(
+        clip_dir().to_str().unwrap(),
+        CLIP_FILES,
+        &Default::default(),
+    )
+    .unwrap();
     Clip::load(&dir, &candle_core::Device::Cpu).unwrap()
 }
 
@@ -31,7 +36,7 @@ pub fn open_library(dir: &Path) -> Library {
             .into_owned(),
         text_model: shoebox_core::models::text::DEFAULT_TEXT_MODEL.into(),
         device: Default::default(),
-        download_progress: false,
+        downloads: Default::default(),
     })
     .unwrap()
 }

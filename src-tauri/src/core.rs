@@ -23,8 +23,8 @@ use serde_json::{json, Value};
 use shoebox_core::captions::{self, FileCaption};
 use shoebox_core::classify;
 use shoebox_core::library::Status;
-use shoebox_core::models::hub::{Download, DownloadProgress};
 use shoebox_core::models::caption::CaptionOptions;
+use shoebox_core::models::hub::{Download, DownloadProgress};
 use shoebox_core::pipeline::PipelineOptions;
 use shoebox_core::search::{
     parse_date_bound, Filters, SearchHit, SearchMode, SearchRequest, SearchResponse, SortBy,

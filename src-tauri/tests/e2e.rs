@@ -1,6 +1,7 @@
 //! End-to-end test through the real webview: tauri-driver + WebKitWebDriver (under Xvfb when there
-//! is no display) drive the built app on a temp library with the tiny fixture CLIP model. It adds the
-//! shape images folder, waits for indexing, searches "a photo of a red circle", opens a result, uses
+//! is no display) drive the built app on a temp library with the tiny fixture CLIP model, which the
+//! app fetches by hub id on first run from a local stand-in for the Hugging Face hub (the download's
+//! progress bar is checked). It adds the shape images folder, waits for indexing, searches "a photo of a red circle", opens a result, uses
 //! "find similar", and drops a file through the same Rust path as the window's drop event. Screenshots
 //! of the main views go to `target/e2e-screenshots/`.
 //!
@@ -15,6 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+#[path = "../../crates/shoebox-core/tests/support/fake_hub.rs"]
+mod fake_hub;
+
+/// The hub id the app is given; the local hub serves the fixture CLIP model under it.
+const HUB_CLIP: &str = "shoebox-test/clip-dev";
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const QUERY: &str = "a photo of a red circle";
@@ -358,6 +365,11 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
     } else {
         (None, std::env::var("DISPLAY").unwrap())
     };
+    // 60 ms every 256 KiB: the fixture CLIP's weights take about 3.5 s to arrive.
+    let (hub_url, _) = fake_hub::serve(
+        HashMap::from([(HUB_CLIP.to_string(), fixtures().join("models/clip-dev"))]),
+        Duration::from_millis(60),
+    );
     let port = free_port();
     let native_port = free_port();
     let log_path = tmp.path().join("tauri-driver.log");
@@ -373,11 +385,13 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
         .arg(native.unwrap())
         .env("DISPLAY", &display)
         .env("SHOEBOX_LIBRARY", &lib)
-        .env("SHOEBOX_CLIP_MODEL", fixtures().join("models/clip-dev"))
+        .env("SHOEBOX_CLIP_MODEL", HUB_CLIP)
+        .env("HF_ENDPOINT", &hub_url)
+        .env("HF_HOME", tmp.path().join("hf"))
         .env("SHOEBOX_CAPTION_MODEL", fixtures().join("models/blip-dev"))
         .env("SHOEBOX_DEVICE", "cpu")
         .env("SHOEBOX_TEST_DROP", "1")
-        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("HF_HUB_OFFLINE")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -423,6 +437,60 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
         (d.exec("return document.body.dataset.ready || null", json!([])) == "true").then_some(())
     });
     assert_eq!(dataset(&d, "body", "view").as_deref(), Some("welcome"));
+
+    // The search model is fetched on first run, with a progress bar in the status line.
+    let mut shot = false;
+    let (mut seen_midway, mut bar_shown, mut last_bar) = (0, 0, Value::Null);
+    d.wait("the model download to finish", 120, |d| {
+        let st = |k| dataset(d, "#download", k).unwrap_or_default();
+        let (done, total) = (
+            st("done").parse::<u64>().unwrap_or(0),
+            st("total").parse::<u64>().unwrap_or(0),
+        );
+        if st("file") == "model.safetensors"
+            && st("finished") == "false"
+            && done > 0
+            && done < total
+        {
+            assert_eq!(st("model"), HUB_CLIP);
+            let bar = d.exec(
+                "const b = document.querySelector('#download-progress');
+                 return [b.hidden, b.value, b.max, b.offsetWidth]",
+                json!([]),
+            );
+            let (value, max) = (
+                bar[1].as_f64().unwrap_or(0.0),
+                bar[2].as_f64().unwrap_or(0.0),
+            );
+            if bar[0] == false && value > 0.0 && value < max && bar[3].as_f64() > Some(0.0) {
+                bar_shown += 1;
+            }
+            last_bar = bar;
+            seen_midway += 1;
+            if !shot {
+                d.screenshot("00-download");
+                shot = true;
+            }
+        }
+        (st("file") == "model.safetensors" && st("finished") == "true" && done == total)
+            .then_some(())
+    });
+    assert!(
+        seen_midway >= 2,
+        "progress seen {seen_midway} times during the download"
+    );
+    let text = d.exec(
+        "return document.querySelector('#download-text').textContent",
+        json!([]),
+    );
+    assert!(
+        text.as_str().is_some_and(|t| t.contains(HUB_CLIP)),
+        "{text}"
+    );
+    assert!(tmp
+        .path()
+        .join("hf/hub/models--shoebox-test--clip-dev")
+        .is_dir());
     d.screenshot("01-welcome");
 
     // Add the shape images by typing the folder (the native dialog is the other way).

@@ -553,23 +553,29 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchR
             loaded.len()
         )));
     }
-    // Searches are exact scans of the mapped vectors until the graph is in.
+    // Searches walk the mapped flat copy of the graph at once.
+    note(
+        &mut notes,
+        "walk_mapped_at_open",
+        json!(loaded.walk_is_mapped()),
+    );
     let q = photo_like_queries(20, dim, 1);
-    let t_exact = Instant::now();
+    let t_first = Instant::now();
     for row in q.chunks_exact(dim) {
         loaded.search(row, 10, None);
     }
-    let exact_scan_ms = t_exact.elapsed().as_secs_f64() * 1e3 / 20.0;
+    note(
+        &mut notes,
+        "search_right_after_open_us",
+        json!(round(t_first.elapsed().as_secs_f64() * 1e6 / 20.0, 1)),
+    );
+    // hnsw_rs's graph is loaded only to change the index (a save after new photos).
+    let t_graph = Instant::now();
     loaded.wait_for_graph()?;
     note(
         &mut notes,
-        "graph_loaded_ms",
-        json!(round(t.elapsed().as_secs_f64() * 1e3, 1)),
-    );
-    note(
-        &mut notes,
-        "search_before_graph_loaded_ms",
-        json!(round(exact_scan_ms, 2)),
+        "graph_load_for_changes_ms",
+        json!(round(t_graph.elapsed().as_secs_f64() * 1e3, 1)),
     );
     drop(loaded);
     drop(lib);

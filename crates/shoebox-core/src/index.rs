@@ -10,9 +10,12 @@
 //! which is what an HNSW search spends its time on); the candidates it finds are re-ranked with the
 //! full f32 vectors, so scores are exact cosines.
 //!
-//! Opening is instant: a saved index memory-maps a flat copy of its f32 vectors and loads the HNSW
-//! graph on a background thread; until the graph is in, searches are exact scans of the mapped vectors
-//! (tens of milliseconds at 100k photos), so the first query never waits for the graph.
+//! hnsw_rs builds the graph, saves and reloads it; searches walk a flat copy of it ([`crate::walk`]),
+//! saved beside it. Opening is instant: a saved index memory-maps its f32 vectors and that flat copy
+//! and searches at once; hnsw_rs's own graph is loaded only when the graph must change (a save after
+//! new photos). Until then new vectors wait in a short list that searches scan exactly.
+//! A saved index without a usable flat copy loads the graph on a background thread and answers by
+//! exact scans of the mapped vectors meanwhile.
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io::Write;
@@ -57,9 +60,11 @@ impl Default for HnswParams {
 }
 const BASENAME: &str = "hnsw";
 /// Format 2 added `vectors.f32`: every slot's vector, row after row, little-endian. Format 3 builds
-/// the graph over i8 codes (the manifest records their scale).
+/// the graph over i8 codes (the manifest records their scale) and adds `walk.bin`.
 const FORMAT: u32 = 3;
 const VECTORS_FILE: &str = "vectors.f32";
+const WALK_FILE: &str = "walk.bin";
+const GRAPH_FILES: [&str; 2] = ["hnsw.hnsw.graph", "hnsw.hnsw.data"];
 /// Graph candidates re-ranked with the f32 vectors per result asked for (at least `RERANK_MIN`, at
 /// most the search's ef).
 const RERANK_PER_RESULT: usize = 4;
@@ -325,6 +330,8 @@ impl Vectors {
 struct GraphCell {
     cell: Arc<OnceLock<std::result::Result<Graph, String>>>,
     loader: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// A saved graph not loaded yet (it is when first needed): dump folder, points, dimensions.
+    deferred: Mutex<Option<(PathBuf, usize, usize)>>,
 }
 
 impl GraphCell {
@@ -332,7 +339,22 @@ impl GraphCell {
         GraphCell {
             cell: Arc::new(OnceLock::from(Ok(graph))),
             loader: Mutex::new(None),
+            deferred: Mutex::new(None),
         }
+    }
+
+    /// The graph saved in `dump_dir`, loaded when first waited for.
+    fn deferred(dump_dir: PathBuf, points: usize, dim: usize) -> Self {
+        GraphCell {
+            cell: Arc::new(OnceLock::new()),
+            loader: Mutex::new(None),
+            deferred: Mutex::new(Some((dump_dir, points, dim))),
+        }
+    }
+
+    /// Whether the saved graph has not been asked for yet.
+    fn is_deferred(&self) -> bool {
+        self.deferred.lock().map(|d| d.is_some()).unwrap_or(false)
     }
 
     /// Load the graph saved in `dump_dir` on a new thread, and its flat copy for searching.
@@ -353,6 +375,7 @@ impl GraphCell {
         let cell = GraphCell {
             cell,
             loader: Mutex::new(loader),
+            deferred: Mutex::new(None),
         };
         if cell.loader.lock().map(|l| l.is_none()).unwrap_or(true) {
             let _ = cell
@@ -367,11 +390,20 @@ impl GraphCell {
         self.cell.get().and_then(|r| r.as_ref().ok())
     }
 
-    /// The graph, waiting for the loader if it is still running.
+    /// The graph, loading a deferred one now or waiting for the loader if it is still running.
     fn wait(&self) -> Result<&Graph> {
         loop {
             if let Some(r) = self.cell.get() {
                 return r.as_ref().map_err(|e| Error::Index(e.clone()));
+            }
+            let deferred = self
+                .deferred
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some((dir, points, dim)) = deferred {
+                let _ = self.cell.set(load_graph(&dir, points, dim));
+                continue;
             }
             let handle = self.loader.lock().unwrap_or_else(|p| p.into_inner()).take();
             match handle {
@@ -388,7 +420,7 @@ impl GraphCell {
 /// Load an hnsw_rs dump of `points` codes of `dim` dimensions, the codes memory-mapped rather than
 /// copied.
 fn load_graph(dump_dir: &Path, points: usize, dim: usize) -> std::result::Result<Graph, String> {
-    for f in ["hnsw.hnsw.graph", "hnsw.hnsw.data"] {
+    for f in GRAPH_FILES {
         // hnsw_rs exits the process on a missing file: check first.
         if !dump_dir.join(f).is_file() {
             return Err(format!("{} is missing", dump_dir.join(f).display()));
@@ -436,6 +468,11 @@ pub struct VectorIndex {
     released: AtomicBool,
     /// The i8 codes' scale (0 until the first vectors arrive).
     scale: f32,
+    /// Slots added while the saved graph was not loaded: not in the graph yet, scanned exactly by
+    /// searches, put in the graph by the next save.
+    pending: Vec<usize>,
+    /// The dump this index was loaded from (its graph files are reused while the graph is unchanged).
+    source: Option<PathBuf>,
     slots: Vec<i64>,
     live: HashMap<i64, usize>,
     dim: usize,
@@ -470,6 +507,8 @@ impl VectorIndex {
             vectors: Vectors::new(dim),
             released: AtomicBool::new(true),
             scale: 0.0,
+            pending: Vec::new(),
+            source: None,
             slots: Vec::new(),
             live: HashMap::new(),
             dim,
@@ -496,9 +535,72 @@ impl VectorIndex {
         self.graph.cell.get().is_some_and(|r| r.is_err())
     }
 
-    /// Wait until the graph is in memory; an error means the saved graph is unusable.
+    /// Wait until the graph is in memory (loading it if it was not asked for yet); an error means
+    /// the saved graph is unusable (the next change rebuilds it from the vectors).
     pub fn wait_for_graph(&self) -> Result<()> {
         self.graph.wait().map(|_| ())
+    }
+
+    /// Wait until searches walk the graph rather than scanning every vector.
+    pub fn wait_for_search(&self) -> Result<()> {
+        if self.walk.lock().map(|w| w.flat.is_some()).unwrap_or(false) {
+            return Ok(());
+        }
+        self.wait_for_graph()?;
+        self.prepare_walk();
+        Ok(())
+    }
+
+    /// Whether searches walk a flat copy of the graph mapped from the saved index.
+    pub fn walk_is_mapped(&self) -> bool {
+        self.walk
+            .lock()
+            .map(|w| w.flat.as_ref().is_some_and(|f| f.is_mapped()))
+            .unwrap_or(false)
+    }
+
+    /// Load the graph if it is not in memory; if the saved one is unusable, rebuild it from the
+    /// vectors of every slot it should hold (all but the pending ones, which come last).
+    fn ensure_graph(&mut self) {
+        if let Err(e) = self.graph.wait() {
+            log::warn!("rebuilding the index graph from its vectors: {e}");
+            let base = self.slots.len() - self.pending.len();
+            let graph = new_graph(self.slots.len(), HnswParams::default());
+            let codes: Vec<Vec<i8>> = (0..base)
+                .map(|s| quantize(self.vectors.row(s), self.scale))
+                .collect();
+            let refs: Vec<(&Vec<i8>, usize)> = codes.iter().zip(0..).collect();
+            graph.parallel_insert(&refs);
+            self.graph = GraphCell::ready(graph);
+        }
+    }
+
+    /// The graph is about to change: wait for a flat copy being made from it, forget the current
+    /// one, and load the graph if needed (rebuilding it from the vectors if the saved one is
+    /// unusable).
+    fn graph_for_change(&mut self) {
+        let builder = {
+            let mut w = self.walk.lock().unwrap_or_else(|p| p.into_inner());
+            w.flat = None;
+            w.version += 1;
+            w.builder.take()
+        };
+        if let Some(b) = builder {
+            let _ = b.join();
+        }
+        self.ensure_graph();
+        if !self.pending.is_empty() {
+            let graph = self.graph.get().expect("loaded or rebuilt above");
+            let codes: Vec<Vec<i8>> = self
+                .pending
+                .iter()
+                .map(|&s| quantize(self.vectors.row(s), self.scale))
+                .collect();
+            let refs: Vec<(&Vec<i8>, usize)> =
+                codes.iter().zip(self.pending.iter().copied()).collect();
+            graph.parallel_insert(&refs);
+            self.pending.clear();
+        }
     }
 
     pub fn dim(&self) -> usize {
@@ -540,23 +642,24 @@ impl VectorIndex {
                 )));
             }
         }
-        let graph = self.graph.wait()?;
-        // A flat copy being made reads the graph: let it finish before the graph changes.
-        let builder = self
-            .walk
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .builder
-            .take();
-        if let Some(b) = builder {
-            let _ = b.join();
-        }
         if self.scale <= 0.0 {
             // The first vectors fix the codes' scale; later outliers are clipped (the re-ranking
             // with f32 vectors keeps scores exact).
             self.scale = code_scale(items.iter().map(|(_, v)| v.as_slice()));
         }
         let first = self.slots.len();
+        if self.graph.is_deferred() {
+            // The saved graph stays on disk: the new vectors wait for the next save.
+            for (i, (id, v)) in items.iter().enumerate() {
+                self.vectors.push(v);
+                self.slots.push(*id);
+                self.live.insert(*id, first + i);
+                self.pending.push(first + i);
+            }
+            return Ok(());
+        }
+        self.graph_for_change();
+        let graph = self.graph.get().expect("ready after graph_for_change");
         let codes: Vec<Vec<i8>> = items.iter().map(|(_, v)| quantize(v, self.scale)).collect();
         if items.len() > 64 {
             let refs: Vec<(&Vec<i8>, usize)> = codes
@@ -569,11 +672,6 @@ impl VectorIndex {
             for (i, c) in codes.iter().enumerate() {
                 graph.insert((c.as_slice(), first + i));
             }
-        }
-        {
-            let mut w = self.walk.lock().unwrap_or_else(|p| p.into_inner());
-            w.flat = None;
-            w.version += 1;
         }
         for (i, (id, v)) in items.iter().enumerate() {
             self.vectors.push(v);
@@ -601,9 +699,11 @@ impl VectorIndex {
             return Vec::new();
         }
         let ef = self.ef_search.max(k);
-        let Some(graph) = self.graph.get() else {
+        let walk = self.walk();
+        let graph = self.graph.get();
+        if walk.is_none() && graph.is_none() {
             return self.exact_search(query, k, keep);
-        };
+        }
         if !self.released.swap(true, Ordering::Relaxed) {
             self.release_scanned_pages();
         }
@@ -613,25 +713,30 @@ impl VectorIndex {
         };
         let code = quantize(query, self.scale);
         let candidates = (k * RERANK_PER_RESULT).max(RERANK_MIN).min(ef).max(k);
-        let found: Vec<usize> = match self.walk() {
-            Some(w) if !HNSW_RS_SEARCH.load(Ordering::Relaxed) => {
-                let all = self.dead_count() == 0 && keep.is_none();
-                w.search(&code, candidates, ef, &|slot| all || filter(&slot))
-                    .into_iter()
-                    .map(|(slot, _)| slot)
-                    .collect()
-            }
-            _ if self.dead_count() == 0 && keep.is_none() => graph
+        let all = self.dead_count() == 0 && keep.is_none();
+        let walked = |w: Arc<FlatGraph>| -> Vec<usize> {
+            w.search(&code, candidates, ef, &|slot| all || filter(&slot))
+                .into_iter()
+                .map(|(slot, _)| slot)
+                .collect()
+        };
+        let mut found: Vec<usize> = match (walk, graph) {
+            (Some(w), None) => walked(w),
+            (Some(w), Some(_)) if !HNSW_RS_SEARCH.load(Ordering::Relaxed) => walked(w),
+            (_, Some(g)) if all => g
                 .search(&code, candidates, ef)
                 .into_iter()
                 .map(|n| n.d_id)
                 .collect(),
-            _ => graph
+            (_, Some(g)) => g
                 .search_filter(&code, candidates, ef, Some(&filter))
                 .into_iter()
                 .map(|n| n.d_id)
                 .collect(),
+            (None, None) => unreachable!("answered by exact search above"),
         };
+        // Vectors not in the graph yet are scored exactly.
+        found.extend(self.pending.iter().copied().filter(|s| filter(s)));
         let mut out: Vec<(i64, f32)> = found
             .into_iter()
             .map(|slot| (self.slots[slot], dot(query, self.vectors.row(slot))))
@@ -646,7 +751,8 @@ impl VectorIndex {
     /// ms per search).
     fn walk(&self) -> Option<Arc<FlatGraph>> {
         let mut w = self.walk.lock().unwrap_or_else(|p| p.into_inner());
-        if w.flat.is_none() && !w.building {
+        if w.flat.is_none() && !w.building && self.graph.get().is_some() && self.pending.is_empty()
+        {
             w.building = true;
             let version = w.version;
             let (walk, cell) = (Arc::clone(&self.walk), Arc::clone(&self.graph.cell));
@@ -678,11 +784,14 @@ impl VectorIndex {
     /// Make the graph's flat copy now if it is not up to date (searches make it in the background
     /// otherwise). Returns whether searches walk it.
     pub fn prepare_walk(&self) -> bool {
+        let mut w = self.walk.lock().unwrap_or_else(|p| p.into_inner());
+        if w.flat.is_some() {
+            return true;
+        }
         let Some(graph) = self.graph.get() else {
             return false;
         };
-        let mut w = self.walk.lock().unwrap_or_else(|p| p.into_inner());
-        if w.flat.is_none() {
+        if self.pending.is_empty() {
             w.flat = FlatGraph::from_hnsw(graph, self.slots.len(), self.dim).map(Arc::new);
         }
         w.flat.is_some()
@@ -742,7 +851,8 @@ impl VectorIndex {
     }
 
     /// Save atomically under `dir`: dump into a fresh folder, then swap the manifest in by rename.
-    pub fn save(&self, dir: &Path, model: &str) -> Result<()> {
+    /// Vectors waiting for the graph go into it first; a graph never loaded is reused as saved.
+    pub fn save(&mut self, dir: &Path, model: &str) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -752,17 +862,38 @@ impl VectorIndex {
         let dump_dir = dir.join(&dump);
         std::fs::create_dir_all(&dump_dir).map_err(|e| Error::io(&dump_dir, e))?;
         if !self.slots.is_empty() {
-            let graph = self.graph.wait()?;
+            if !self.pending.is_empty() {
+                self.graph_for_change();
+            }
             write_i64s(&dump_dir.join("slots.bin"), &self.slots)?;
             self.write_vectors(&dump_dir.join(VECTORS_FILE))?;
             let mut live: Vec<i64> = self.live.values().map(|s| *s as i64).collect();
             live.sort_unstable();
             write_i64s(&dump_dir.join("live.bin"), &live)?;
-            let written = graph
-                .file_dump(&dump_dir, BASENAME)
-                .map_err(|e| Error::Index(format!("writing {}: {e}", dump_dir.display())))?;
-            if written != BASENAME {
-                return Err(Error::Index(format!("unexpected dump name {written}")));
+            match (&self.source, self.graph.is_deferred()) {
+                (Some(src), true) => {
+                    // The graph is as loaded: its files (and its flat copy) carry over.
+                    for f in GRAPH_FILES.iter().chain([&WALK_FILE]) {
+                        link_or_copy(&src.join(f), &dump_dir.join(f))?;
+                    }
+                }
+                _ => {
+                    self.ensure_graph();
+                    if !self.prepare_walk() {
+                        return Err(Error::Index("the graph does not match its slots".into()));
+                    }
+                    if let Some(flat) = &self.walk.lock().unwrap_or_else(|p| p.into_inner()).flat {
+                        let path = dump_dir.join(WALK_FILE);
+                        flat.save(&path).map_err(|e| Error::io(&path, e))?;
+                    }
+                    let graph = self.graph.wait()?;
+                    let written = graph.file_dump(&dump_dir, BASENAME).map_err(|e| {
+                        Error::Index(format!("writing {}: {e}", dump_dir.display()))
+                    })?;
+                    if written != BASENAME {
+                        return Err(Error::Index(format!("unexpected dump name {written}")));
+                    }
+                }
             }
             for f in std::fs::read_dir(&dump_dir).map_err(|e| Error::io(&dump_dir, e))? {
                 let f = f.map_err(|e| Error::io(&dump_dir, e))?;
@@ -787,6 +918,17 @@ impl VectorIndex {
         tmp.as_file().sync_all().map_err(|e| Error::io(dir, e))?;
         tmp.persist(Self::manifest_path(dir))
             .map_err(|e| Error::io(dir, e.error))?;
+        // The old dump goes: a graph still to be loaded is loaded from the new one.
+        if let Some(d) = self
+            .graph
+            .deferred
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            d.0 = dump_dir.clone();
+        }
+        self.source = Some(dump_dir.clone());
         // Old dumps (and dumps left by a crash) are no longer referenced.
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
@@ -853,8 +995,18 @@ impl VectorIndex {
             live.insert(slots[s], s);
         }
         let walk: WalkCell = Arc::default();
+        let graph = match FlatGraph::load(&dump_dir.join(WALK_FILE), slots.len(), dim) {
+            Ok(flat) => {
+                walk.lock().unwrap_or_else(|p| p.into_inner()).flat = Some(Arc::new(flat));
+                GraphCell::deferred(dump_dir.clone(), slots.len(), dim)
+            }
+            Err(e) => {
+                log::info!("loading the index graph to search it: {e}");
+                GraphCell::load_in_background(dump_dir.clone(), slots.len(), dim, Arc::clone(&walk))
+            }
+        };
         Ok(VectorIndex {
-            graph: GraphCell::load_in_background(dump_dir, slots.len(), dim, Arc::clone(&walk)),
+            graph,
             walk,
             vectors: Vectors {
                 dim,
@@ -864,6 +1016,8 @@ impl VectorIndex {
             },
             released: AtomicBool::new(false),
             scale: m.scale,
+            pending: Vec::new(),
+            source: Some(dump_dir),
             slots,
             live,
             dim,
@@ -911,6 +1065,15 @@ impl Ord for Scored {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
     }
+}
+
+/// A hard link to `from` at `to` (the same file, no copy), or a copy where links are refused.
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(from, to).map_err(|e| Error::io(from, e))?;
+    Ok(())
 }
 
 fn write_i64s(path: &Path, v: &[i64]) -> Result<()> {
@@ -980,7 +1143,7 @@ mod tests {
         idx.generation = 42;
         idx.last_row = 9;
         idx.save(tmp.path(), "m").unwrap();
-        let back = VectorIndex::load(tmp.path(), "m", dim).unwrap();
+        let mut back = VectorIndex::load(tmp.path(), "m", dim).unwrap();
         assert_eq!(
             (
                 back.generation,
@@ -1078,11 +1241,117 @@ mod tests {
         let exact = crate::search::exact_top_k(&query, truth.iter().cloned(), 10);
         assert!(damaged.wait_for_graph().is_err());
         assert_eq!(damaged.search(&query, 10, None)[0].0, exact[0].0);
-        assert!(damaged.insert_many(vec![(7, unit(1, dim))]).is_err());
+        // A change rebuilds the graph from the saved vectors.
+        damaged.insert_many(vec![(7, unit(77_777, dim))]).unwrap();
+        assert!(damaged.graph_ready());
+        assert!(damaged.prepare_walk());
+        assert_eq!(damaged.search(&unit(77_777, dim), 1, None)[0].0, 7);
+        assert_eq!(damaged.search(&unit(9_999, dim), 1, None)[0].0, 6);
+        assert!(damaged
+            .search(&unit(6, dim), 50, None)
+            .iter()
+            .all(|h| h.0 != 5));
 
         // Vectors that do not match the slots: refused at load (the caller rebuilds).
         std::fs::write(dump.join(VECTORS_FILE), [0u8; 12]).unwrap();
         assert!(VectorIndex::load(tmp.path(), "m", dim).is_err());
+    }
+
+    #[test]
+    fn a_loaded_index_searches_its_mapped_walk_and_keeps_new_vectors_aside_until_saved() {
+        let dim = 32;
+        let n = 3000;
+        let mut idx =
+            VectorIndex::build(dim, (0..n).map(|i| (i, unit(i as u64 + 1, dim))).collect())
+                .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        idx.save(tmp.path(), "m").unwrap();
+
+        let mut loaded = VectorIndex::load(tmp.path(), "m", dim).unwrap();
+        assert!(loaded.walk_is_mapped(), "the saved flat copy is mapped");
+        assert!(
+            !loaded.graph_ready(),
+            "hnsw_rs's graph is not loaded to search"
+        );
+        let truth: Vec<(i64, Vec<f32>)> = (0..n).map(|i| (i, unit(i as u64 + 1, dim))).collect();
+        let mut hits = 0;
+        for q in 0..30u64 {
+            let query = unit(70_000 + q, dim);
+            let exact = crate::search::exact_top_k(&query, truth.iter().cloned(), 10);
+            let got = loaded.search(&query, 10, None);
+            hits += got
+                .iter()
+                .filter(|g| exact.iter().any(|e| e.0 == g.0))
+                .count();
+            assert!((got[0].1 - dot(&query, &unit(got[0].0 as u64 + 1, dim))).abs() < 1e-5);
+        }
+        assert!(
+            hits >= 285,
+            "{hits}/300 of the exact top 10 from the mapped walk"
+        );
+
+        // New vectors wait beside the graph (still not loaded) and are found at once.
+        loaded
+            .insert_many(vec![(n, unit(123_456, dim)), (3, unit(654_321, dim))])
+            .unwrap();
+        assert!(!loaded.graph_ready());
+        assert_eq!(loaded.search(&unit(123_456, dim), 1, None)[0].0, n);
+        assert_eq!(loaded.search(&unit(654_321, dim), 1, None)[0].0, 3);
+        assert!(loaded
+            .search(&unit(4, dim), 20, None)
+            .iter()
+            .all(|h| h.0 != 3 || h.1 < 0.99));
+        let odd = |id: i64| id % 2 == 1;
+        assert!(loaded
+            .search(&unit(123_456, dim), 5, Some(&odd))
+            .iter()
+            .all(|h| h.0 % 2 == 1));
+        // Saving puts them in the graph; the reloaded index walks them.
+        loaded.save(tmp.path(), "m").unwrap();
+        assert!(loaded.graph_ready());
+        let again = VectorIndex::load(tmp.path(), "m", dim).unwrap();
+        assert!(again.walk_is_mapped());
+        assert_eq!(again.search(&unit(123_456, dim), 1, None)[0].0, n);
+        assert_eq!(again.search(&unit(654_321, dim), 1, None)[0].0, 3);
+        assert_eq!((again.len(), again.dead_count()), (n as usize + 1, 1));
+
+        // Saving an unchanged graph reuses its files: the graph is never loaded.
+        let mut third = VectorIndex::load(tmp.path(), "m", dim).unwrap();
+        third.remove([10]);
+        third.save(tmp.path(), "m").unwrap();
+        assert!(!third.graph_ready());
+        let fourth = VectorIndex::load(tmp.path(), "m", dim).unwrap();
+        assert!(fourth.walk_is_mapped());
+        assert!(fourth
+            .search(&unit(11, dim), 5, None)
+            .iter()
+            .all(|h| h.0 != 10));
+        assert_eq!(fourth.search(&unit(123_456, dim), 1, None)[0].0, n);
+        // … and a graph left deferred loads from the new dump (the old one is gone).
+        third
+            .insert_many(vec![(n + 1, unit(424_242, dim))])
+            .unwrap();
+        third.save(tmp.path(), "m").unwrap();
+        third.wait_for_graph().unwrap();
+
+        // A damaged flat copy: the graph loads in the background and searches scan meanwhile.
+        let dump = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("dump-")
+            })
+            .unwrap();
+        std::fs::write(dump.join(WALK_FILE), b"not a walk").unwrap();
+        let fallback = VectorIndex::load(tmp.path(), "m", dim).unwrap();
+        assert!(!fallback.walk_is_mapped());
+        assert_eq!(fallback.search(&unit(424_242, dim), 1, None)[0].0, n + 1);
+        fallback.wait_for_search().unwrap();
+        assert!(fallback.graph_ready());
+        assert_eq!(fallback.search(&unit(424_242, dim), 1, None)[0].0, n + 1);
     }
 
     #[test]

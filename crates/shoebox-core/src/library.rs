@@ -310,13 +310,6 @@ impl Library {
         };
         let mut changed = false;
         if idx.generation != generation {
-            if let Err(e) = idx.wait_for_graph() {
-                // The saved graph turned out unusable while it loaded: start over from the catalog.
-                log::warn!("rebuilding the index: {e}");
-                idx = VectorIndex::new(dim, 0);
-            }
-        }
-        if idx.generation != generation {
             // Vectors written since the index last looked (new or re-embedded photos) …
             let mut fresh = Vec::new();
             let last_row = self.catalog.last_embedding_row()?;
@@ -353,8 +346,8 @@ impl Library {
         Ok(changed)
     }
 
-    /// Get ready for CLIP searches: open the saved index (its graph loads in the background; searches
-    /// scan the vectors exactly until it is in) and load the text tower.
+    /// Get ready for CLIP searches: open the saved index (mapped: searches walk it at once) and load
+    /// the text tower.
     pub fn prepare_search(&mut self) -> Result<()> {
         if let Some((model_id, dim)) = self.catalog.find_model(&self.model_name())? {
             self.ensure_index(model_id, dim)?;
@@ -362,17 +355,22 @@ impl Library {
         self.clip()?.load_text()
     }
 
-    /// Wait until the loaded index's graph is in memory (searches are exact scans until then).
+    /// Wait until searches walk the index graph (a saved index without its flat copy answers by
+    /// exact scans while its graph loads).
     pub fn wait_for_index(&self) -> Result<()> {
         match &self.index {
-            Some(idx) => idx.wait_for_graph(),
+            Some(idx) => idx.wait_for_search(),
             None => Ok(()),
         }
     }
 
-    fn save_index(&self) -> Result<()> {
-        if let (Some(idx), Ok(clip)) = (&self.index, self.clip()) {
-            idx.save(&self.index_dir(clip.name()), clip.name())?;
+    fn save_index(&mut self) -> Result<()> {
+        let Ok(name) = self.clip().map(|c| c.name().to_string()) else {
+            return Ok(());
+        };
+        let dir = self.index_dir(&name);
+        if let Some(idx) = &mut self.index {
+            idx.save(&dir, &name)?;
         }
         Ok(())
     }
@@ -432,7 +430,7 @@ impl Library {
     }
 
     /// Save the in-memory index when the saved one is missing or behind the catalog.
-    pub(crate) fn save_index_if_stale(&self) -> Result<()> {
+    pub(crate) fn save_index_if_stale(&mut self) -> Result<()> {
         if self.index_status()?.map(|s| !s.fresh).unwrap_or(true) {
             self.save_index()?;
         }

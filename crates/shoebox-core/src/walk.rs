@@ -7,21 +7,52 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::io::Write;
+use std::path::Path;
 
 use hnsw_rs::prelude::Hnsw;
 
 use crate::index::{dot_i8, CodeDistance};
 
-/// The graph's links and codes, by slot (hnsw_rs data id).
+const MAGIC: [u8; 8] = *b"SBWALK01";
+/// Header words: magic (2), dim, slots, entry, upper layers, links, upper-layer words.
+const HEADER: usize = 8;
+
+/// The graph's links and codes, by slot (hnsw_rs data id), in one buffer laid out as the file
+/// `walk.bin` is (so a saved one is memory-mapped as is): the header, layer 0's offsets
+/// (slots + 1) and links, the upper layers (per layer: a count, then node, length, links), then the
+/// codes row after row.
 pub(crate) struct FlatGraph {
     dim: usize,
-    codes: Vec<i8>,
-    /// Layer 0: slot `s` links to `links[offsets[s]..offsets[s + 1]]`.
-    offsets: Vec<u32>,
-    links: Vec<u32>,
-    /// Layers 1..: links of the few slots that reach them.
-    upper: Vec<HashMap<u32, Vec<u32>>>,
+    slots: usize,
     entry: u32,
+    links_len: usize,
+    upper_words: usize,
+    /// Layers 1..: links of the few slots that reach them (parsed out of the buffer).
+    upper: Vec<HashMap<u32, Vec<u32>>>,
+    buf: Buf,
+}
+
+enum Buf {
+    Owned(Vec<u32>),
+    Mapped(memmap2::Mmap),
+}
+
+impl Buf {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Buf::Owned(w) => bytemuck::cast_slice(w),
+            Buf::Mapped(m) => &m[..],
+        }
+    }
+
+    fn words(&self) -> &[u32] {
+        match self {
+            Buf::Owned(w) => w,
+            // Checked at load: a mapping is page-aligned and its length a multiple of 4.
+            Buf::Mapped(m) => bytemuck::try_cast_slice(&m[..]).unwrap_or(&[]),
+        }
+    }
 }
 
 impl FlatGraph {
@@ -35,7 +66,7 @@ impl FlatGraph {
         let top = points.get_max_level_observed() as usize;
         let mut codes = vec![0i8; slots * dim];
         let mut layer0: Vec<Vec<u32>> = vec![Vec::new(); slots];
-        let mut upper: Vec<HashMap<u32, Vec<u32>>> = vec![HashMap::new(); top];
+        let mut upper: Vec<Vec<(u32, Vec<u32>)>> = vec![Vec::new(); top];
         let mut entry = None;
         let mut seen = 0usize;
         for p in points {
@@ -46,8 +77,7 @@ impl FlatGraph {
             }
             seen += 1;
             codes[slot * dim..(slot + 1) * dim].copy_from_slice(v);
-            let level = p.get_point_id().0 as usize;
-            if level == top && entry.is_none() {
+            if p.get_point_id().0 as usize == top && entry.is_none() {
                 entry = Some(slot as u32);
             }
             for (layer, ns) in p.get_neighborhood_id().into_iter().enumerate() {
@@ -55,33 +85,152 @@ impl FlatGraph {
                 if layer == 0 {
                     layer0[slot] = ids;
                 } else if layer <= top && !ids.is_empty() {
-                    upper[layer - 1].insert(slot as u32, ids);
+                    upper[layer - 1].push((slot as u32, ids));
                 }
             }
         }
         if seen != slots {
             return None;
         }
-        let mut offsets = Vec::with_capacity(slots + 1);
-        let mut links = Vec::with_capacity(layer0.iter().map(Vec::len).sum());
-        offsets.push(0u32);
-        for l in layer0 {
-            links.extend_from_slice(&l);
-            offsets.push(links.len() as u32);
+        let links_len: usize = layer0.iter().map(Vec::len).sum();
+        let upper_words: usize = upper
+            .iter()
+            .map(|l| 1 + l.iter().map(|(_, ids)| 2 + ids.len()).sum::<usize>())
+            .sum();
+        let mut w: Vec<u32> = Vec::with_capacity(
+            HEADER + slots + 1 + links_len + upper_words + (slots * dim).div_ceil(4),
+        );
+        w.extend_from_slice(bytemuck::cast_slice::<u8, u32>(&MAGIC));
+        w.extend([
+            dim as u32,
+            slots as u32,
+            entry?,
+            top as u32,
+            links_len as u32,
+            upper_words as u32,
+        ]);
+        let mut at = 0u32;
+        w.push(0);
+        for l in &layer0 {
+            at += l.len() as u32;
+            w.push(at);
+        }
+        for l in &layer0 {
+            w.extend_from_slice(l);
+        }
+        for layer in &upper {
+            w.push(layer.len() as u32);
+            for (node, ids) in layer {
+                w.push(*node);
+                w.push(ids.len() as u32);
+                w.extend_from_slice(ids);
+            }
+        }
+        let code_words = w.len();
+        w.resize(code_words + (slots * dim).div_ceil(4), 0);
+        bytemuck::cast_slice_mut::<u32, u8>(&mut w[code_words..])[..slots * dim]
+            .copy_from_slice(bytemuck::cast_slice(&codes));
+        Self::parse(Buf::Owned(w))
+    }
+
+    /// Map a saved `walk.bin` of `slots` codes of `dim` dimensions.
+    pub(crate) fn load(path: &Path, slots: usize, dim: usize) -> Result<Self, String> {
+        let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // SAFETY: dump files are written once into a fresh folder and never modified.
+        let map =
+            unsafe { memmap2::Mmap::map(&f) }.map_err(|e| format!("{}: {e}", path.display()))?;
+        if map.len() % 4 != 0 || bytemuck::try_cast_slice::<u8, u32>(&map[..]).is_err() {
+            return Err(format!("{} is damaged", path.display()));
+        }
+        let g = Self::parse(Buf::Mapped(map))
+            .ok_or_else(|| format!("{} is damaged", path.display()))?;
+        if g.slots != slots || g.dim != dim {
+            return Err(format!(
+                "{} holds {} codes of {} dimensions, expected {slots} of {dim}",
+                path.display(),
+                g.slots,
+                g.dim
+            ));
+        }
+        Ok(g)
+    }
+
+    /// Check a buffer's layout and read its upper layers.
+    fn parse(buf: Buf) -> Option<Self> {
+        let w = buf.words();
+        if w.len() < HEADER || bytemuck::cast_slice::<u32, u8>(&w[..2]) != MAGIC {
+            return None;
+        }
+        let (dim, slots, entry) = (w[2] as usize, w[3] as usize, w[4]);
+        let (top, links_len, upper_words) = (w[5] as usize, w[6] as usize, w[7] as usize);
+        let code_words = HEADER + slots + 1 + links_len + upper_words;
+        if w.len() != code_words + (slots * dim).div_ceil(4) || entry as usize >= slots.max(1) {
+            return None;
+        }
+        let offsets = &w[HEADER..HEADER + slots + 1];
+        if offsets.windows(2).any(|p| p[0] > p[1]) || offsets[slots] as usize != links_len {
+            return None;
+        }
+        let links = &w[HEADER + slots + 1..HEADER + slots + 1 + links_len];
+        if links.iter().any(|&n| n as usize >= slots) {
+            return None;
+        }
+        let mut rest = &w[HEADER + slots + 1 + links_len..code_words];
+        let mut upper = Vec::with_capacity(top);
+        for _ in 0..top {
+            let (&count, r) = rest.split_first()?;
+            rest = r;
+            let mut layer = HashMap::with_capacity(count as usize);
+            for _ in 0..count {
+                let (&node, r) = rest.split_first()?;
+                let (&len, r) = r.split_first()?;
+                let ids = r.get(..len as usize)?;
+                if node as usize >= slots || ids.iter().any(|&n| n as usize >= slots) {
+                    return None;
+                }
+                layer.insert(node, ids.to_vec());
+                rest = &r[len as usize..];
+            }
+            upper.push(layer);
+        }
+        if !rest.is_empty() {
+            return None;
         }
         Some(FlatGraph {
             dim,
-            codes,
-            offsets,
-            links,
+            slots,
+            entry,
+            links_len,
+            upper_words,
             upper,
-            entry: entry?,
+            buf,
         })
+    }
+
+    /// Write the buffer as `walk.bin`.
+    pub(crate) fn save(&self, path: &Path) -> std::io::Result<()> {
+        let mut f = std::fs::File::create(path)?;
+        f.write_all(self.buf.bytes())?;
+        f.sync_all()
+    }
+
+    fn offsets(&self) -> &[u32] {
+        &self.buf.words()[HEADER..HEADER + self.slots + 1]
+    }
+
+    fn links(&self) -> &[u32] {
+        let at = HEADER + self.slots + 1;
+        &self.buf.words()[at..at + self.links_len]
+    }
+
+    fn codes(&self) -> &[i8] {
+        let at = 4 * (HEADER + self.slots + 1 + self.links_len + self.upper_words);
+        bytemuck::cast_slice(&self.buf.bytes()[at..at + self.slots * self.dim])
     }
 
     fn code(&self, slot: u32) -> &[i8] {
         let s = slot as usize * self.dim;
-        &self.codes[s..s + self.dim]
+        &self.codes()[s..s + self.dim]
     }
 
     /// Larger is closer.
@@ -93,7 +242,7 @@ impl FlatGraph {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let p = self.codes.as_ptr().wrapping_add(slot as usize * self.dim);
+            let p = self.codes().as_ptr().wrapping_add(slot as usize * self.dim);
             let mut off = 0;
             while off < self.dim {
                 // SAFETY: prefetching is a hint and never faults.
@@ -138,7 +287,8 @@ impl FlatGraph {
             }
         }
         // Layer 0: best-first search with an ef-wide result list.
-        let slots = self.offsets.len() - 1;
+        let (offsets, links) = (self.offsets(), self.links());
+        let slots = self.slots;
         let mut visited = vec![0u64; slots.div_ceil(64)];
         let mark = |visited: &mut Vec<u64>, s: u32| {
             let (w, b) = (s as usize / 64, s as usize % 64);
@@ -160,11 +310,11 @@ impl FlatGraph {
                 break;
             }
             let (a, b) = (
-                self.offsets[c as usize] as usize,
-                self.offsets[c as usize + 1] as usize,
+                offsets[c as usize] as usize,
+                offsets[c as usize + 1] as usize,
             );
             fresh.clear();
-            for &n in &self.links[a..b] {
+            for &n in &links[a..b] {
                 if !mark(&mut visited, n) {
                     self.prefetch(n);
                     fresh.push(n);
@@ -193,15 +343,19 @@ impl FlatGraph {
         out
     }
 
-    /// Heap bytes held.
+    /// Bytes of the buffer (mapped or owned) and the parsed upper layers.
     pub(crate) fn bytes(&self) -> usize {
-        self.codes.len()
-            + 4 * (self.offsets.len() + self.links.len())
+        self.buf.bytes().len()
             + self
                 .upper
                 .iter()
                 .flat_map(|l| l.values())
                 .map(|v| 4 * v.len() + 32)
                 .sum::<usize>()
+    }
+
+    /// Whether the buffer is a mapped file.
+    pub(crate) fn is_mapped(&self) -> bool {
+        matches!(self.buf, Buf::Mapped(_))
     }
 }

@@ -147,6 +147,16 @@ pub fn resolve(spec: &str, files: &[&str], progress: &DownloadProgress) -> Resul
             dir,
         });
     }
+    // One download at a time: a model asked for by two threads (the app's search and its indexer)
+    // is fetched once, and the second finds it in the cache.
+    static DOWNLOADING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = DOWNLOADING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(dir) = cached(spec, files) {
+        return Ok(ModelDir {
+            name: spec.to_string(),
+            dir,
+        });
+    }
     download(spec, files, progress)
 }
 

@@ -1334,6 +1334,29 @@ mod tests {
         third.save(tmp.path(), "m").unwrap();
         third.wait_for_graph().unwrap();
 
+        // Links pointing outside the graph (a damaged file with an intact header) are skipped.
+        let dump = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("dump-")
+            })
+            .unwrap();
+        let mut bytes = std::fs::read(dump.join(WALK_FILE)).unwrap();
+        let slots = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        let links_at = (8 + slots + 1) * 4;
+        bytes[links_at..links_at + 4000].fill(0xFF);
+        std::fs::remove_file(dump.join(WALK_FILE)).unwrap();
+        std::fs::write(dump.join(WALK_FILE), &bytes).unwrap();
+        let scrambled = VectorIndex::load(tmp.path(), "m", dim).unwrap();
+        assert!(scrambled.walk_is_mapped());
+        for q in 0..20u64 {
+            assert_eq!(scrambled.search(&unit(80_000 + q, dim), 10, None).len(), 10);
+        }
+
         // A damaged flat copy: the graph loads in the background and searches scan meanwhile.
         let dump = std::fs::read_dir(tmp.path())
             .unwrap()

@@ -167,12 +167,9 @@ impl FlatGraph {
         if w.len() != code_words + (slots * dim).div_ceil(4) || entry as usize >= slots.max(1) {
             return None;
         }
-        let offsets = &w[HEADER..HEADER + slots + 1];
-        if offsets.windows(2).any(|p| p[0] > p[1]) || offsets[slots] as usize != links_len {
-            return None;
-        }
-        let links = &w[HEADER + slots + 1..HEADER + slots + 1 + links_len];
-        if links.iter().any(|&n| n as usize >= slots) {
+        // Links and offsets are not scanned here (that would read the whole file at open): the
+        // search skips any that point outside the graph.
+        if w[HEADER + slots] as usize != links_len {
             return None;
         }
         let mut rest = &w[HEADER + slots + 1 + links_len..code_words];
@@ -314,8 +311,8 @@ impl FlatGraph {
                 offsets[c as usize + 1] as usize,
             );
             fresh.clear();
-            for &n in &links[a..b] {
-                if !mark(&mut visited, n) {
+            for &n in links.get(a..b).unwrap_or(&[]) {
+                if (n as usize) < slots && !mark(&mut visited, n) {
                     self.prefetch(n);
                     fresh.push(n);
                 }

@@ -1354,7 +1354,10 @@ mod tests {
         let scrambled = VectorIndex::load(tmp.path(), "m", dim).unwrap();
         assert!(scrambled.walk_is_mapped());
         for q in 0..20u64 {
-            assert_eq!(scrambled.search(&unit(80_000 + q, dim), 10, None).len(), 10);
+            // No panic and no bogus ids; a walk cut off by the damage may find fewer than 10.
+            let got = scrambled.search(&unit(80_000 + q, dim), 10, None);
+            assert!(!got.is_empty() && got.len() <= 10);
+            assert!(got.iter().all(|h| h.0 >= 0 && h.0 <= n + 1));
         }
 
         // A damaged flat copy: the graph loads in the background and searches scan meanwhile.

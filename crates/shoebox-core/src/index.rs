@@ -276,10 +276,14 @@ struct Walk {
     flat: Option<Arc<FlatGraph>>,
     /// Bumped whenever the graph changes: a copy made from an older graph is thrown away.
     version: u64,
-    /// A copy is being made in the background.
-    building: bool,
-    /// The thread making it (joined before the graph changes: it reads the graph).
+    /// The thread making a copy in the background (joined before the graph changes: it reads it).
     builder: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Walk {
+    fn building(&self) -> bool {
+        self.builder.as_ref().is_some_and(|h| !h.is_finished())
+    }
 }
 
 /// Every slot's f32 vector: the rows of a saved index memory-mapped, then rows added since, owned.
@@ -564,19 +568,29 @@ impl VectorIndex {
     fn ensure_graph(&mut self) {
         if let Err(e) = self.graph.wait() {
             log::warn!("rebuilding the index graph from its vectors: {e}");
-            let base = self.slots.len() - self.pending.len();
             let graph = new_graph(self.slots.len(), HnswParams::default());
-            let codes: Vec<Vec<i8>> = (0..base)
-                .map(|s| quantize(self.vectors.row(s), self.scale))
-                .collect();
-            let refs: Vec<(&Vec<i8>, usize)> = codes.iter().zip(0..).collect();
-            graph.parallel_insert(&refs);
+            self.insert_codes(&graph, 0..self.slots.len() - self.pending.len());
             self.graph = GraphCell::ready(graph);
         }
     }
 
-    /// The graph is about to change: wait for a flat copy being made from it, forget the current
-    /// one, and load the graph if needed (rebuilding it from the vectors if the saved one is
+    /// Put the codes of `slots`' vectors into `graph` (in parallel for more than a few).
+    fn insert_codes(&self, graph: &Graph, slots: impl Iterator<Item = usize>) {
+        let coded: Vec<(Vec<i8>, usize)> = slots
+            .map(|s| (quantize(self.vectors.row(s), self.scale), s))
+            .collect();
+        if coded.len() > 64 {
+            let refs: Vec<(&Vec<i8>, usize)> = coded.iter().map(|(c, s)| (c, *s)).collect();
+            graph.parallel_insert(&refs);
+        } else {
+            for (c, s) in &coded {
+                graph.insert((c.as_slice(), *s));
+            }
+        }
+    }
+
+    /// Put the pending vectors into the graph: wait for a flat copy being made from it, forget the
+    /// current one, and load the graph if needed (rebuilding it from the vectors if the saved one is
     /// unusable).
     fn graph_for_change(&mut self) {
         let builder = {
@@ -589,18 +603,9 @@ impl VectorIndex {
             let _ = b.join();
         }
         self.ensure_graph();
-        if !self.pending.is_empty() {
-            let graph = self.graph.get().expect("loaded or rebuilt above");
-            let codes: Vec<Vec<i8>> = self
-                .pending
-                .iter()
-                .map(|&s| quantize(self.vectors.row(s), self.scale))
-                .collect();
-            let refs: Vec<(&Vec<i8>, usize)> =
-                codes.iter().zip(self.pending.iter().copied()).collect();
-            graph.parallel_insert(&refs);
-            self.pending.clear();
-        }
+        let graph = self.graph.get().expect("loaded or rebuilt above");
+        self.insert_codes(graph, self.pending.iter().copied());
+        self.pending.clear();
     }
 
     pub fn dim(&self) -> usize {
@@ -648,35 +653,15 @@ impl VectorIndex {
             self.scale = code_scale(items.iter().map(|(_, v)| v.as_slice()));
         }
         let first = self.slots.len();
-        if self.graph.is_deferred() {
-            // The saved graph stays on disk: the new vectors wait for the next save.
-            for (i, (id, v)) in items.iter().enumerate() {
-                self.vectors.push(v);
-                self.slots.push(*id);
-                self.live.insert(*id, first + i);
-                self.pending.push(first + i);
-            }
-            return Ok(());
-        }
-        self.graph_for_change();
-        let graph = self.graph.get().expect("ready after graph_for_change");
-        let codes: Vec<Vec<i8>> = items.iter().map(|(_, v)| quantize(v, self.scale)).collect();
-        if items.len() > 64 {
-            let refs: Vec<(&Vec<i8>, usize)> = codes
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c, first + i))
-                .collect();
-            graph.parallel_insert(&refs);
-        } else {
-            for (i, c) in codes.iter().enumerate() {
-                graph.insert((c.as_slice(), first + i));
-            }
-        }
         for (i, (id, v)) in items.iter().enumerate() {
             self.vectors.push(v);
             self.slots.push(*id);
             self.live.insert(*id, first + i);
+            self.pending.push(first + i);
+        }
+        // A saved graph not loaded yet stays on disk: the new vectors wait for the next save.
+        if !self.graph.is_deferred() {
+            self.graph_for_change();
         }
         Ok(())
     }
@@ -751,9 +736,11 @@ impl VectorIndex {
     /// ms per search).
     fn walk(&self) -> Option<Arc<FlatGraph>> {
         let mut w = self.walk.lock().unwrap_or_else(|p| p.into_inner());
-        if w.flat.is_none() && !w.building && self.graph.get().is_some() && self.pending.is_empty()
+        if w.flat.is_none()
+            && !w.building()
+            && self.graph.get().is_some()
+            && self.pending.is_empty()
         {
-            w.building = true;
             let version = w.version;
             let (walk, cell) = (Arc::clone(&self.walk), Arc::clone(&self.graph.cell));
             let (slots, dim) = (self.slots.len(), self.dim);
@@ -765,7 +752,6 @@ impl VectorIndex {
                         _ => None,
                     };
                     let mut w = walk.lock().unwrap_or_else(|p| p.into_inner());
-                    w.building = false;
                     if w.version == version {
                         if flat.is_none() {
                             log::warn!("the HNSW graph does not match its slots");
@@ -773,10 +759,7 @@ impl VectorIndex {
                         w.flat = flat;
                     }
                 });
-            match started {
-                Ok(h) => w.builder = Some(h),
-                Err(_) => w.building = false,
-            }
+            w.builder = started.ok();
         }
         w.flat.clone()
     }
@@ -1099,6 +1082,13 @@ fn read_i64s(path: &Path) -> Result<Vec<i64>> {
 mod tests {
     use super::*;
 
+    /// The dump folder the saved index under `dir` names.
+    fn dump_in(dir: &Path) -> PathBuf {
+        let text = std::fs::read_to_string(VectorIndex::manifest_path(dir)).unwrap();
+        let m: Manifest = serde_json::from_str(&text).unwrap();
+        dir.join(m.dump)
+    }
+
     fn unit(seed: u64, dim: usize) -> Vec<f32> {
         // xorshift: deterministic pseudo-random unit vectors.
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -1217,17 +1207,8 @@ mod tests {
             .iter()
             .all(|h| h.0 != 5));
 
-        // A damaged graph file: searches still answer (exactly); writing needs the graph and fails.
-        let dump = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("dump-")
-            })
-            .unwrap();
+        // A damaged graph file: searches still answer; a change rebuilds the graph.
+        let dump = dump_in(tmp.path());
         let graph_file = dump.join("hnsw.hnsw.graph");
         let len = std::fs::metadata(&graph_file).unwrap().len();
         std::fs::OpenOptions::new()
@@ -1335,16 +1316,7 @@ mod tests {
         third.wait_for_graph().unwrap();
 
         // Links pointing outside the graph (a damaged file with an intact header) are skipped.
-        let dump = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("dump-")
-            })
-            .unwrap();
+        let dump = dump_in(tmp.path());
         let mut bytes = std::fs::read(dump.join(WALK_FILE)).unwrap();
         let slots = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
         let links_at = (8 + slots + 1) * 4;
@@ -1361,16 +1333,7 @@ mod tests {
         }
 
         // A damaged flat copy: the graph loads in the background and searches scan meanwhile.
-        let dump = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("dump-")
-            })
-            .unwrap();
+        let dump = dump_in(tmp.path());
         std::fs::write(dump.join(WALK_FILE), b"not a walk").unwrap();
         let fallback = VectorIndex::load(tmp.path(), "m", dim).unwrap();
         assert!(!fallback.walk_is_mapped());

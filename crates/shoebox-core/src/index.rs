@@ -1318,8 +1318,10 @@ mod tests {
         // Links pointing outside the graph (a damaged file with an intact header) are skipped.
         let dump = dump_in(tmp.path());
         let mut bytes = std::fs::read(dump.join(WALK_FILE)).unwrap();
-        let slots = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
-        let links_at = (8 + slots + 1) * 4;
+        let word = |i: usize| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap());
+        let (dim_w, slots) = (word(2) as usize, word(3) as usize);
+        // Header (8 words), codes, offsets (slots + 1), then the links.
+        let links_at = (8 + (slots * dim_w).div_ceil(4) + slots + 1) * 4;
         bytes[links_at..links_at + 4000].fill(0xFF);
         std::fs::remove_file(dump.join(WALK_FILE)).unwrap();
         std::fs::write(dump.join(WALK_FILE), &bytes).unwrap();

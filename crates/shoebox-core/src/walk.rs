@@ -14,20 +14,19 @@ use hnsw_rs::prelude::Hnsw;
 
 use crate::index::{dot_i8, CodeDistance};
 
-const MAGIC: [u8; 8] = *b"SBWALK01";
+const MAGIC: [u8; 8] = *b"SBWALK02";
 /// Header words: magic (2), dim, slots, entry, upper layers, links, upper-layer words.
 const HEADER: usize = 8;
 
 /// The graph's links and codes, by slot (hnsw_rs data id), in one buffer laid out as the file
-/// `walk.bin` is (so a saved one is memory-mapped as is): the header, layer 0's offsets
-/// (slots + 1) and links, the upper layers (per layer: a count, then node, length, links), then the
-/// codes row after row.
+/// `walk.bin` is (so a saved one is memory-mapped as is): the header, the codes row after row
+/// (padded to whole words), layer 0's offsets (slots + 1) and links, then the upper layers (per
+/// layer: a count, then node, length, links).
 pub(crate) struct FlatGraph {
     dim: usize,
     slots: usize,
     entry: u32,
     links_len: usize,
-    upper_words: usize,
     /// Layers 1..: links of the few slots that reach them (parsed out of the buffer).
     upper: Vec<HashMap<u32, Vec<u32>>>,
     buf: Buf,
@@ -55,6 +54,11 @@ impl Buf {
     }
 }
 
+/// Words holding `slots` codes of `dim` bytes.
+fn code_words(slots: usize, dim: usize) -> usize {
+    (slots * dim).div_ceil(4)
+}
+
 impl FlatGraph {
     /// Copy the links and codes out of `graph`, whose data ids are `0..slots`.
     pub(crate) fn from_hnsw(
@@ -64,7 +68,8 @@ impl FlatGraph {
     ) -> Option<Self> {
         let points = graph.get_point_indexation();
         let top = points.get_max_level_observed() as usize;
-        let mut codes = vec![0i8; slots * dim];
+        // The header is filled in at the end; the codes go straight to their place after it.
+        let mut w: Vec<u32> = vec![0; HEADER + code_words(slots, dim)];
         let mut layer0: Vec<Vec<u32>> = vec![Vec::new(); slots];
         let mut upper: Vec<Vec<(u32, Vec<u32>)>> = vec![Vec::new(); top];
         let mut entry = None;
@@ -76,6 +81,7 @@ impl FlatGraph {
                 return None;
             }
             seen += 1;
+            let codes = &mut bytemuck::cast_slice_mut::<u32, i8>(&mut w[HEADER..])[..slots * dim];
             codes[slot * dim..(slot + 1) * dim].copy_from_slice(v);
             if p.get_point_id().0 as usize == top && entry.is_none() {
                 entry = Some(slot as u32);
@@ -97,11 +103,8 @@ impl FlatGraph {
             .iter()
             .map(|l| 1 + l.iter().map(|(_, ids)| 2 + ids.len()).sum::<usize>())
             .sum();
-        let mut w: Vec<u32> = Vec::with_capacity(
-            HEADER + slots + 1 + links_len + upper_words + (slots * dim).div_ceil(4),
-        );
-        w.extend_from_slice(bytemuck::cast_slice::<u8, u32>(&MAGIC));
-        w.extend([
+        w[..2].copy_from_slice(bytemuck::cast_slice::<u8, u32>(&MAGIC));
+        w[2..HEADER].copy_from_slice(&[
             dim as u32,
             slots as u32,
             entry?,
@@ -109,6 +112,7 @@ impl FlatGraph {
             links_len as u32,
             upper_words as u32,
         ]);
+        w.reserve(slots + 1 + links_len + upper_words);
         let mut at = 0u32;
         w.push(0);
         for l in &layer0 {
@@ -126,10 +130,6 @@ impl FlatGraph {
                 w.extend_from_slice(ids);
             }
         }
-        let code_words = w.len();
-        w.resize(code_words + (slots * dim).div_ceil(4), 0);
-        bytemuck::cast_slice_mut::<u32, u8>(&mut w[code_words..])[..slots * dim]
-            .copy_from_slice(bytemuck::cast_slice(&codes));
         Self::parse(Buf::Owned(w))
     }
 
@@ -163,16 +163,17 @@ impl FlatGraph {
         }
         let (dim, slots, entry) = (w[2] as usize, w[3] as usize, w[4]);
         let (top, links_len, upper_words) = (w[5] as usize, w[6] as usize, w[7] as usize);
-        let code_words = HEADER + slots + 1 + links_len + upper_words;
-        if w.len() != code_words + (slots * dim).div_ceil(4) || entry as usize >= slots.max(1) {
+        let offsets_at = HEADER + code_words(slots, dim);
+        let upper_at = offsets_at + slots + 1 + links_len;
+        if w.len() != upper_at + upper_words || entry as usize >= slots.max(1) {
             return None;
         }
         // Links and offsets are not scanned here (that would read the whole file at open): the
         // search skips any that point outside the graph.
-        if w[HEADER + slots] as usize != links_len {
+        if w[offsets_at + slots] as usize != links_len {
             return None;
         }
-        let mut rest = &w[HEADER + slots + 1 + links_len..code_words];
+        let mut rest = &w[upper_at..];
         let mut upper = Vec::with_capacity(top);
         for _ in 0..top {
             let (&count, r) = rest.split_first()?;
@@ -198,7 +199,6 @@ impl FlatGraph {
             slots,
             entry,
             links_len,
-            upper_words,
             upper,
             buf,
         })
@@ -212,17 +212,17 @@ impl FlatGraph {
     }
 
     fn offsets(&self) -> &[u32] {
-        &self.buf.words()[HEADER..HEADER + self.slots + 1]
+        let at = HEADER + code_words(self.slots, self.dim);
+        &self.buf.words()[at..at + self.slots + 1]
     }
 
     fn links(&self) -> &[u32] {
-        let at = HEADER + self.slots + 1;
+        let at = HEADER + code_words(self.slots, self.dim) + self.slots + 1;
         &self.buf.words()[at..at + self.links_len]
     }
 
     fn codes(&self) -> &[i8] {
-        let at = 4 * (HEADER + self.slots + 1 + self.links_len + self.upper_words);
-        bytemuck::cast_slice(&self.buf.bytes()[at..at + self.slots * self.dim])
+        bytemuck::cast_slice(&self.buf.bytes()[4 * HEADER..4 * HEADER + self.slots * self.dim])
     }
 
     fn code(&self, slot: u32) -> &[i8] {

@@ -379,12 +379,7 @@ impl Core {
 
     /// A model file's download progressed: the `models` event carries it.
     fn downloading(&self, d: &Download) {
-        let m = {
-            let mut g = lock(&self.0.models);
-            g.download = Some(d.clone());
-            g.clone()
-        };
-        self.emit("models", serde_json::to_value(m).expect("serializable"));
+        self.update_models(|m| m.download = Some(d.clone()));
     }
 
     fn open(&self) -> ApiResult<Library> {
@@ -469,10 +464,17 @@ impl Core {
     }
 
     fn set_models(&self, clip: &str, error: Option<ApiError>) {
+        self.update_models(|m| {
+            m.clip = clip.into();
+            m.error = error;
+        });
+    }
+
+    /// Change the models state and send it to the UI (the `models` event).
+    fn update_models(&self, f: impl FnOnce(&mut ModelsState)) {
         let m = {
             let mut g = lock(&self.0.models);
-            g.clip = clip.into();
-            g.error = error;
+            f(&mut g);
             g.clone()
         };
         self.emit("models", serde_json::to_value(m).expect("serializable"));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hf_hub::api::sync::ApiRepo;
+use hf_hub::api::sync::Api;
 use hf_hub::{Repo, RepoType};
 use serde::Serialize;
 
@@ -141,33 +141,35 @@ pub fn resolve(spec: &str, files: &[&str], progress: &DownloadProgress) -> Resul
             dir,
         });
     }
-    if let Some(dir) = cached(spec, files) {
-        return Ok(ModelDir {
+    let from_cache = || {
+        cached(spec, files).map(|dir| ModelDir {
             name: spec.to_string(),
             dir,
-        });
+        })
+    };
+    if let Some(m) = from_cache() {
+        return Ok(m);
     }
     // One download at a time: a model asked for by two threads (the app's search and its indexer)
-    // is fetched once, and the second finds it in the cache.
+    // is fetched once, and the second finds it in the cache (looked at again under the lock; a
+    // cached model never waits for another's download).
     static DOWNLOADING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = DOWNLOADING.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(dir) = cached(spec, files) {
-        return Ok(ModelDir {
-            name: spec.to_string(),
-            dir,
-        });
+    if let Some(m) = from_cache() {
+        return Ok(m);
     }
     download(spec, files, progress)
 }
 
-/// One file of `repo` from the cache, or fetched into it.
+/// One file of `repo` (of the model `id`) from the cache, or fetched into it.
 fn fetch(
-    api_repo: &ApiRepo,
+    api: &Api,
     repo: Repo,
     id: &str,
     file: &str,
     progress: &DownloadProgress,
 ) -> std::result::Result<PathBuf, hf_hub::api::sync::ApiError> {
+    let api_repo = api.repo(repo.clone());
     match progress {
         DownloadProgress::Report(report) => {
             if let Some(p) = hf_hub::Cache::from_env().repo(repo.clone()).get(file) {
@@ -211,16 +213,15 @@ fn download(id: &str, files: &[&str], progress: &DownloadProgress) -> Result<Mod
         .build()
         .map_err(|e| unavailable(format!("cannot start the hub client: {e}")))?;
     let main = Repo::new(id.to_string(), RepoType::Model);
-    let main_api = api.repo(main.clone());
     let mut dir = None;
     for f in files {
-        let path = match fetch(&main_api, main.clone(), id, f, progress) {
+        let path = match fetch(&api, main.clone(), id, f, progress) {
             Ok(p) => p,
             // Some canonical repos (openai/clip-*) carry safetensors only on a conversion branch.
             Err(first) if f.ends_with(".safetensors") => {
                 let conversion =
                     Repo::with_revision(id.to_string(), RepoType::Model, "refs/pr/15".to_string());
-                fetch(&api.repo(conversion.clone()), conversion, id, f, progress)
+                fetch(&api, conversion, id, f, progress)
                     .map_err(|_| unavailable(format!("could not fetch {f} of {id}: {first}")))?
             }
             Err(e) => return Err(unavailable(format!("could not fetch {f} of {id}: {e}"))),

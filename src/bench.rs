@@ -1,10 +1,10 @@
-//! `shoebox bench`: the flags and the printing (a table, or the report as JSON) of the engine's
-//! benchmark, `shoebox_core::bench`.
+//! `shoebox bench`: the flags and the printing (a table, or the report as JSON) of the benchmark,
+//! `shoebox_bench` (crates/shoebox-bench).
 
 use anyhow::Result;
 use clap::Args;
 
-use shoebox_core::bench::{self, Arch, BenchOptions, BenchReport};
+use shoebox_bench::{Arch, BenchOptions, BenchReport};
 use shoebox_core::index::HnswParams;
 use shoebox_core::models::DeviceChoice;
 use shoebox_core::pipeline::PipelineOptions;
@@ -91,7 +91,7 @@ pub fn run(
         work_dir: a.work_dir.clone(),
         portable_dot: a.no_simd,
     };
-    let report = bench::run(&opts, &mut |msg| {
+    let report = shoebox_bench::run(&opts, &mut |msg| {
         if !quiet {
             eprintln!("bench: {msg}");
         }

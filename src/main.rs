@@ -8,19 +8,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use shoebox_core::captions::{self, CaptionProgress};
 use shoebox_core::classify;
-use shoebox_core::library::{display_path, Status};
-use shoebox_core::models::caption::{CaptionOptions, DEFAULT_CAPTION_MODEL};
-use shoebox_core::models::clip::DEFAULT_CLIP_MODEL;
+use shoebox_core::files::display_path;
+use shoebox_core::library::Status;
+use shoebox_core::models::caption::CaptionOptions;
 use shoebox_core::models::hub::DownloadProgress;
-use shoebox_core::models::text::DEFAULT_TEXT_MODEL;
 use shoebox_core::models::DeviceChoice;
+use shoebox_core::options::{self, ModelOptions};
 use shoebox_core::pipeline::{PipelineOptions, Progress};
-use shoebox_core::search::{parse_date_bound, Filters, SearchMode, SearchRequest, SortBy};
+use shoebox_core::search::{SearchInput, SearchMode, SortBy};
 use shoebox_core::watch::WatchEvent;
 use shoebox_core::{Library, LibraryOptions};
 
@@ -31,21 +31,21 @@ struct Cli {
     /// Library folder (catalog and index) [default: the platform data dir, e.g. ~/.local/share/shoebox]
     #[arg(long, global = true, env = "SHOEBOX_LIBRARY", value_name = "DIR")]
     library: Option<PathBuf>,
-    /// CLIP model: a Hugging Face hub id or a local model folder
-    #[arg(long, global = true, env = "SHOEBOX_CLIP_MODEL", value_name = "ID_OR_DIR",
-          default_value = DEFAULT_CLIP_MODEL)]
-    clip_model: String,
+    /// CLIP model: a Hugging Face hub id or a local model folder [env: SHOEBOX_CLIP_MODEL]
+    /// [default: openai/clip-vit-base-patch32]
+    #[arg(long, global = true, value_name = "ID_OR_DIR")]
+    clip_model: Option<String>,
     /// Captioning model (BLIP or ViT-GPT2): a Hugging Face hub id or a local model folder
-    #[arg(long, global = true, env = "SHOEBOX_CAPTION_MODEL", value_name = "ID_OR_DIR",
-          default_value = DEFAULT_CAPTION_MODEL)]
-    caption_model: String,
+    /// [env: SHOEBOX_CAPTION_MODEL] [default: Salesforce/blip-image-captioning-base]
+    #[arg(long, global = true, value_name = "ID_OR_DIR")]
+    caption_model: Option<String>,
     /// Sentence encoder for caption tags and hybrid search: a hub id or a local model folder
-    #[arg(long, global = true, env = "SHOEBOX_TEXT_MODEL", value_name = "ID_OR_DIR",
-          default_value = DEFAULT_TEXT_MODEL)]
-    text_model: String,
-    /// Compute device
-    #[arg(long, global = true, value_enum, default_value_t = Device::Auto)]
-    device: Device,
+    /// [env: SHOEBOX_TEXT_MODEL] [default: sentence-transformers/all-MiniLM-L6-v2]
+    #[arg(long, global = true, value_name = "ID_OR_DIR")]
+    text_model: Option<String>,
+    /// Compute device: auto, cpu, cuda or metal [env: SHOEBOX_DEVICE] [default: auto]
+    #[arg(long, global = true, value_name = "DEVICE", value_parser = engine_value::<DeviceChoice>)]
+    device: Option<DeviceChoice>,
     /// Print only results and errors
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
@@ -56,12 +56,9 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Copy, Clone, Debug, ValueEnum)]
-enum Device {
-    Auto,
-    Cpu,
-    Cuda,
-    Metal,
+/// Parse a flag with the engine's own parser, so the CLI and the app accept the same words.
+fn engine_value<T: std::str::FromStr<Err = shoebox_core::Error>>(s: &str) -> Result<T, String> {
+    s.parse().map_err(|e: shoebox_core::Error| e.to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -206,19 +203,19 @@ struct SearchArgs {
     /// Drop results scoring below S (cosine similarity)
     #[arg(long, value_name = "S")]
     min_score: Option<f32>,
-    /// Number of results
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    limit: usize,
-    /// Order of results
-    #[arg(long, value_enum, default_value_t = Sort::Score)]
-    sort: Sort,
+    /// Number of results [default: 20]
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Order of results: score or date [default: score]
+    #[arg(long, value_name = "ORDER", value_parser = engine_value::<SortBy>)]
+    sort: Option<SortBy>,
     /// Only photos with this tag (repeatable: all must match)
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
     /// Ranking: clip (image embeddings), text (caption embeddings) or hybrid (both, fused)
     /// [default: hybrid once captions are embedded and the query is text only, else clip]
-    #[arg(long, value_enum)]
-    mode: Option<Mode>,
+    #[arg(long, value_name = "MODE", value_parser = engine_value::<SearchMode>)]
+    mode: Option<SearchMode>,
     /// Print one JSON object
     #[arg(long)]
     json: bool,
@@ -284,35 +281,24 @@ struct ClassifyArgs {
     undo: Option<PathBuf>,
 }
 
-#[derive(Copy, Clone, Debug, ValueEnum)]
-enum Mode {
-    Clip,
-    Text,
-    Hybrid,
-}
-
-#[derive(Copy, Clone, Debug, ValueEnum)]
-enum Sort {
-    Score,
-    Date,
-}
-
-fn library_dir(cli: &Cli) -> Result<PathBuf> {
-    match &cli.library {
-        Some(d) => Ok(d.clone()),
-        None => Ok(dirs::data_dir()
-            .context("no platform data folder; pass --library DIR or set SHOEBOX_LIBRARY")?
-            .join("shoebox")),
+/// The models and device: the engine's defaults and environment, then the flags.
+fn models(cli: &Cli) -> Result<ModelOptions> {
+    let mut m = ModelOptions::default();
+    m.apply_env_models();
+    m.device = match cli.device {
+        Some(d) => d,
+        None => options::env_device()?.unwrap_or_default(),
+    };
+    if let Some(v) = &cli.clip_model {
+        m.clip_model = v.clone();
     }
-}
-
-fn device(cli: &Cli) -> DeviceChoice {
-    match cli.device {
-        Device::Auto => DeviceChoice::Auto,
-        Device::Cpu => DeviceChoice::Cpu,
-        Device::Cuda => DeviceChoice::Cuda,
-        Device::Metal => DeviceChoice::Metal,
+    if let Some(v) = &cli.caption_model {
+        m.caption_model = v.clone();
     }
+    if let Some(v) = &cli.text_model {
+        m.text_model = v.clone();
+    }
+    Ok(m)
 }
 
 /// Progress bars for model downloads unless --quiet.
@@ -325,14 +311,62 @@ fn download_progress(cli: &Cli) -> DownloadProgress {
 }
 
 fn open(cli: &Cli) -> Result<Library> {
+    let m = models(cli)?;
     Ok(Library::open(LibraryOptions {
-        dir: library_dir(cli)?,
-        clip_model: cli.clip_model.clone(),
-        caption_model: cli.caption_model.clone(),
-        text_model: cli.text_model.clone(),
-        device: device(cli),
+        dir: options::library_dir(cli.library.clone())?,
+        clip_model: m.clip_model,
+        caption_model: m.caption_model,
+        text_model: m.text_model,
+        device: m.device,
         downloads: download_progress(cli),
     })?)
+}
+
+/// What a person at a terminal can do about an engine error, in this CLI's terms.
+fn hint(e: &shoebox_core::Error) -> Option<String> {
+    use shoebox_core::Error as E;
+    Some(match e {
+        E::NotDownloaded { id, .. } => format!(
+            "connect to the internet and run `shoebox models pull {id}`, or download the model \
+             folder on another machine and pass it with `--clip-model /path/to/folder` (or \
+             SHOEBOX_CLIP_MODEL=/path/to/folder; --caption-model and --text-model for those models)"
+        ),
+        E::DeviceUnavailable { device, .. } => format!(
+            "build with `--features {device}` on a machine that has it, or pass --device cpu"
+        ),
+        E::NoLibraryFolder => "pass --library DIR or set SHOEBOX_LIBRARY".into(),
+        E::NotALibraryFolder(_) => "see `shoebox status` for the library's folders".into(),
+        E::NotInLibrary(_) => {
+            "add its folder with `shoebox add DIR` and run `shoebox index`".into()
+        }
+        E::NothingToSearch => "give a QUERY or --like IMAGE".into(),
+        E::TextRankingNeedsText => "use --mode clip to search by image".into(),
+        E::EmptyLibrary => "run `shoebox add DIR` and `shoebox index`".into(),
+        E::PartlyApplied { journal, .. } => {
+            format!("undo: shoebox classify --undo {}", journal.display())
+        }
+        _ => return None,
+    })
+}
+
+/// An error for the terminal: its message once (causes already in it are not repeated), then a hint.
+fn explain(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    if let Some(h) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<shoebox_core::Error>())
+        .and_then(hint)
+    {
+        msg.push_str(&format!("\n  hint: {h}"));
+    }
+    msg
 }
 
 fn main() -> ExitCode {
@@ -352,7 +386,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", explain(&e));
             ExitCode::from(1)
         }
     }
@@ -362,7 +396,6 @@ fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Add { dirs } => {
             let mut lib = open(cli)?;
-            lib.lock_for_writing()?;
             let (added, scan) = lib.add_folders(dirs)?;
             if !cli.quiet {
                 for (p, new) in added {
@@ -381,7 +414,6 @@ fn run(cli: &Cli) -> Result<()> {
         }
         Command::Remove { dirs } => {
             let mut lib = open(cli)?;
-            lib.lock_for_writing()?;
             for p in lib.remove_folders(dirs)? {
                 if !cli.quiet {
                     println!("removed {}", display_path(&p));
@@ -465,29 +497,30 @@ fn run(cli: &Cli) -> Result<()> {
         }
         Command::Watch { captions, caption } => watch(cli, captions.then(|| caption.options()))?,
         Command::Classify(args) => classify(cli, args)?,
-        Command::Bench(args) => bench::run(
-            args,
-            &cli.clip_model,
-            &cli.caption_model,
-            device(cli),
-            cli.quiet,
-        )?,
+        Command::Bench(args) => {
+            let m = models(cli)?;
+            bench::run(args, &m.clip_model, &m.caption_model, m.device, cli.quiet)?
+        }
         Command::Models { action } => match action {
             ModelsAction::List => {
                 let lib = open(cli)?;
                 let current = lib.model_name();
                 let known = lib.catalog().models()?;
                 println!("configured: {current}");
-                for (name, kind, dim, count) in &known {
-                    let mark = if *name == current { "*" } else { " " };
+                for m in &known {
+                    let mark = if m.name == current { "*" } else { " " };
+                    let (name, kind, dim, count) = (&m.name, &m.kind, m.dim, m.embeddings);
                     println!("{mark} {name}  ({kind}, {dim}-d, {count} photos embedded)");
                 }
-                if !known.iter().any(|m| m.0 == current) {
+                if !known.iter().any(|m| m.name == current) {
                     println!("  (no photos embedded with {current} yet)");
                 }
             }
             ModelsAction::Quantize { from, dest, qtype } => {
-                let spec = from.clone().unwrap_or_else(|| cli.caption_model.clone());
+                let spec = match from {
+                    Some(f) => f.clone(),
+                    None => models(cli)?.caption_model,
+                };
                 let (q, kept) =
                     captions::quantize_captioner(&spec, dest, qtype, &download_progress(cli))?;
                 println!(
@@ -496,7 +529,10 @@ fn run(cli: &Cli) -> Result<()> {
                 );
             }
             ModelsAction::Pull { id } => {
-                let spec = id.clone().unwrap_or_else(|| cli.clip_model.clone());
+                let spec = match id {
+                    Some(i) => i.clone(),
+                    None => models(cli)?.clip_model,
+                };
                 let dir = Library::pull_model(&spec, &download_progress(cli))?;
                 println!("{spec}: ready in {}", dir.display());
             }
@@ -665,7 +701,8 @@ fn caption_library(
 }
 
 fn caption_files(cli: &Cli, files: &[PathBuf], opts: CaptionOptions, json: bool) -> Result<()> {
-    let cap = captions::load_captioner(&cli.caption_model, device(cli), &download_progress(cli))?;
+    let m = models(cli)?;
+    let cap = captions::load_captioner(&m.caption_model, m.device, &download_progress(cli))?;
     let mut out = Vec::new();
     let mut failed = 0;
     for f in files {
@@ -718,11 +755,22 @@ fn show_progress(bar: &ProgressBar, p: Progress) {
 fn classify(cli: &Cli, a: &ClassifyArgs) -> Result<()> {
     let mut lib = open(cli)?;
     if let Some(journal) = &a.undo {
-        lib.lock_for_writing()?;
-        let n = classify::undo(journal)?;
-        lib.scan()?;
+        let report = lib.undo_classification_file(journal)?;
+        for (path, why) in &report.skipped {
+            eprintln!("left {}: {why}", display_path(path));
+        }
         if !cli.quiet {
-            println!("restored {n} files from {}", journal.display());
+            println!(
+                "restored {} files from {}",
+                report.restored,
+                journal.display()
+            );
+        }
+        if !report.skipped.is_empty() {
+            anyhow::bail!(
+                "{} files were left where they are (see above); the journal was kept",
+                report.skipped.len()
+            );
         }
         return Ok(());
     }
@@ -737,7 +785,7 @@ fn classify(cli: &Cli, a: &ClassifyArgs) -> Result<()> {
     }
     let bar = progress_bar(cli, "embedding");
     let never = AtomicBool::new(false);
-    let result = classify::classify(&lib, &a.paths, &labels, &opts, &never, &mut |p| {
+    let result = lib.classify(&a.paths, &labels, &opts, &never, &mut |p| {
         show_progress(&bar, p)
     })?;
     bar.finish_and_clear();
@@ -764,11 +812,20 @@ fn classify(cli: &Cli, a: &ClassifyArgs) -> Result<()> {
                 }
             }
         } else {
-            lib.lock_for_writing()?;
-            let path = classify::apply(&ops, dest)?;
-            // Photos of the library that moved keep their embeddings (the scan sees them as moves).
-            lib.scan()?;
-            journal = Some(path);
+            // Photos of the library that moved keep their embeddings (the rescan sees them as moves).
+            let applied = lib.apply_classification(&ops, dest).map_err(|f| {
+                let journal = f.journal.as_ref().filter(|j| !j.entries.is_empty());
+                match journal {
+                    Some(j) => anyhow::anyhow!(
+                        "{}; {} files were already sorted (undo: shoebox classify --undo {})",
+                        f.error,
+                        j.entries.len(),
+                        j.path.display()
+                    ),
+                    None => anyhow::Error::new(f.error),
+                }
+            })?;
+            journal = Some(applied.path);
         }
     }
     let top = a.top.unwrap_or(usize::MAX).max(1);
@@ -855,40 +912,20 @@ fn classify(cli: &Cli, a: &ClassifyArgs) -> Result<()> {
 
 fn search(cli: &Cli, a: &SearchArgs) -> Result<()> {
     let mut lib = open(cli)?;
-    let req = SearchRequest {
+    let req = SearchInput {
         query: a.query.clone(),
         like: a.like.clone(),
-        filters: Filters {
-            in_dirs: a
-                .in_dirs
-                .iter()
-                .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()))
-                .collect(),
-            after: a.after.as_deref().map(parse_date_bound).transpose()?,
-            before: a.before.as_deref().map(parse_date_bound).transpose()?,
-            types: a
-                .types
-                .iter()
-                .map(|t| t.trim().to_ascii_lowercase())
-                .collect(),
-            tags: a
-                .tags
-                .iter()
-                .map(|t| shoebox_core::tags::normalize_tag(t))
-                .collect::<shoebox_core::Result<_>>()?,
-        },
-        mode: a.mode.map(|m| match m {
-            Mode::Clip => SearchMode::Clip,
-            Mode::Text => SearchMode::Text,
-            Mode::Hybrid => SearchMode::Hybrid,
-        }),
-        limit: a.limit,
+        in_dirs: a.in_dirs.clone(),
+        after: a.after.clone(),
+        before: a.before.clone(),
+        types: a.types.clone(),
+        tags: a.tags.clone(),
         min_score: a.min_score,
-        sort: match a.sort {
-            Sort::Score => SortBy::Score,
-            Sort::Date => SortBy::Date,
-        },
-    };
+        limit: a.limit,
+        sort: a.sort.unwrap_or_default(),
+        mode: a.mode,
+    }
+    .into_request()?;
     let resp = lib.search(&req)?;
     if a.json {
         println!("{}", serde_json::to_string(&resp)?);

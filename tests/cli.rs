@@ -328,26 +328,81 @@ fn usage_errors_exit_2_and_failures_exit_1() {
 #[test]
 fn missing_model_says_what_to_do() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_shoebox"))
-        .args([
-            "--library",
-            tmp.path().to_str().unwrap(),
-            "--clip-model",
-            "nobody/no-such-model",
-            "search",
-            "cat",
-        ])
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HOME", tmp.path().join("hf"))
-        .env_remove("SHOEBOX_CLIP_MODEL")
-        .output()
-        .unwrap();
+    let photos = tmp.path().join("photos");
+    shape_photos(&photos, 1);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_shoebox"))
+            .args(["--library", tmp.path().join("lib").to_str().unwrap()])
+            .args(["--clip-model", "nobody/no-such-model"])
+            .args(args)
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_HOME", tmp.path().join("hf"))
+            .env_remove("SHOEBOX_CLIP_MODEL")
+            .output()
+            .unwrap()
+    };
+    // Adding a folder needs no model.
+    ok(run(&["add", photos.to_str().unwrap()]));
+    let out = run(&["search", "cat"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("--clip-model /path/to/folder") && err.contains("models pull"),
         "{err}"
     );
+}
+
+#[test]
+fn errors_are_said_once_in_the_terms_of_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = |out: std::process::Output| {
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A folder that is not there: said once, without the OS error repeated.
+    let e = err(shoebox(tmp.path(), &["add", "/definitely/not/here"]));
+    assert_eq!(e.matches("/definitely/not/here").count(), 1, "{e}");
+    assert!(e.contains("not a folder") && !e.contains("os error"), "{e}");
+    // Searching an empty library says so before any model is looked for.
+    let out = shoebox_cmd(tmp.path())
+        .args(["search", "a dog"])
+        .env("SHOEBOX_CLIP_MODEL", "nobody/no-such-model")
+        .env("HF_HOME", tmp.path().join("hf"))
+        .output()
+        .unwrap();
+    let e = err(out);
+    assert!(
+        e.contains("no photos yet") && e.contains("shoebox add"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("Hugging Face") && !e.contains("no-such-model"),
+        "{e}"
+    );
+    // The CLI reads SHOEBOX_DEVICE as the app does (an unknown device is refused, not ignored).
+    let out = shoebox_cmd(tmp.path())
+        .args(["status"])
+        .env("SHOEBOX_DEVICE", "quantum")
+        .output()
+        .unwrap();
+    let e = err(out);
+    assert!(e.contains("unknown device \"quantum\""), "{e}");
+    // … and a flag overrides it.
+    let out = shoebox_cmd(tmp.path())
+        .args(["--device", "cpu", "status"])
+        .env("SHOEBOX_DEVICE", "quantum")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = shoebox_cmd(tmp.path())
+        .args(["--device", "gpu", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad flag is a usage error");
 }
 
 #[test]

@@ -1,4 +1,4 @@
 //! Rebuild the engine when a migration changes: they are embedded with `include_str!`.
 fn main() {
-    println!("cargo:rerun-if-changed=../../migrations");
+    println!("cargo:rerun-if-changed=migrations");
 }

@@ -26,10 +26,11 @@ use shoebox_core::library::Status;
 use shoebox_core::models::caption::CaptionOptions;
 use shoebox_core::models::hub::{Download, DownloadProgress};
 use shoebox_core::pipeline::PipelineOptions;
+use shoebox_core::rank::higher_first;
 use shoebox_core::search::{
-    parse_date_bound, Filters, SearchHit, SearchMode, SearchRequest, SearchResponse, SortBy,
+    parse_mode, SearchHit, SearchInput, SearchMode, SearchRequest, SearchResponse,
 };
-use shoebox_core::tags::{normalize_tag, TagCount};
+use shoebox_core::tags::TagCount;
 use shoebox_core::thumbs::PhotoDetails;
 use shoebox_core::watch::{WatchEvent, WatchOptions};
 use shoebox_core::Library;
@@ -93,12 +94,39 @@ pub struct ChangeSummary {
     pub at: u64,
 }
 
+/// The background writer's state, as the UI reads it (`"idle"`, `"starting"`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivityState {
+    /// No folders: nothing to index or watch.
+    Idle,
+    #[default]
+    Starting,
+    Indexing,
+    Watching,
+    Stopped,
+    Error,
+}
+
+impl ActivityState {
+    /// The name the UI reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityState::Idle => "idle",
+            ActivityState::Starting => "starting",
+            ActivityState::Indexing => "indexing",
+            ActivityState::Watching => "watching",
+            ActivityState::Stopped => "stopped",
+            ActivityState::Error => "error",
+        }
+    }
+}
+
 /// What the background writer is doing (the `activity` event and part of `state`).
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Activity {
-    /// "idle" (no folders), "starting", "indexing", "watching", "stopped" or "error".
-    pub state: String,
+    pub state: ActivityState,
     pub progress: Option<IndexProgress>,
     pub last_index: Option<IndexSummary>,
     /// The last changes the watcher absorbed (files that came, changed, moved or went).
@@ -108,12 +136,32 @@ pub struct Activity {
     pub error: Option<ApiError>,
 }
 
+/// Whether the search models are in, as the UI reads it (`"loading"`, `"ready"`, `"error"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelState {
+    #[default]
+    Loading,
+    Ready,
+    Error,
+}
+
+impl ModelState {
+    /// The name the UI reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelState::Loading => "loading",
+            ModelState::Ready => "ready",
+            ModelState::Error => "error",
+        }
+    }
+}
+
 /// Model loading for search (the `models` event and part of `state`).
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelsState {
-    /// "loading", "ready" or "error".
-    pub clip: String,
+    pub clip: ModelState,
     pub error: Option<ApiError>,
     /// The model file being fetched from the hub (any model: CLIP, captioner, sentence encoder), or
     /// the last one fetched (`finished`).
@@ -155,55 +203,34 @@ fn nonempty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// Largest result page a search returns (the grid is virtualized; this bounds the payload).
-pub const MAX_LIMIT: usize = 5000;
+/// Results the grid shows for a search when the form names no limit (the grid is virtualized; the
+/// engine bounds any limit at `shoebox_core::search::MAX_LIMIT`).
+pub const GRID_PAGE: usize = 200;
 
 impl SearchArgs {
-    /// The engine request, mapped exactly as the CLI maps its flags.
+    /// The engine request, built by the same engine code as the CLI's. The grid asks for up to
+    /// [`GRID_PAGE`] results unless the form says otherwise.
     pub fn to_request(&self) -> ApiResult<SearchRequest> {
-        let sort = match nonempty(&self.sort) {
-            None | Some("score") => SortBy::Score,
-            Some("date") => SortBy::Date,
-            Some(other) => {
-                return Err(ApiError::new(
-                    "invalid",
-                    format!("unknown sort {other:?} (score, date)"),
-                ))
-            }
-        };
-        Ok(SearchRequest {
-            query: nonempty(&self.query).map(str::to_string),
+        Ok(SearchInput {
+            query: self.query.clone(),
             like: self.like.iter().map(PathBuf::from).collect(),
-            filters: Filters {
-                in_dirs: nonempty(&self.folder)
-                    .map(|d| {
-                        let d = PathBuf::from(d);
-                        vec![std::fs::canonicalize(&d).unwrap_or(d)]
-                    })
-                    .unwrap_or_default(),
-                after: nonempty(&self.after).map(parse_date_bound).transpose()?,
-                before: nonempty(&self.before).map(parse_date_bound).transpose()?,
-                types: self
-                    .types
-                    .iter()
-                    .map(|t| t.trim().trim_start_matches('.').to_ascii_lowercase())
-                    .filter(|t| !t.is_empty())
-                    .collect(),
-                tags: self
-                    .tags
-                    .iter()
-                    .filter(|t| !t.trim().is_empty())
-                    .map(|t| normalize_tag(t))
-                    .collect::<shoebox_core::Result<_>>()?,
-            },
-            limit: self.limit.unwrap_or(200).clamp(1, MAX_LIMIT),
+            in_dirs: nonempty(&self.folder)
+                .map(PathBuf::from)
+                .into_iter()
+                .collect(),
+            after: self.after.clone(),
+            before: self.before.clone(),
+            types: self.types.clone(),
+            tags: self.tags.clone(),
             min_score: self.min_score,
-            sort,
-            mode: nonempty(&self.mode)
-                .filter(|m| *m != "auto")
-                .map(|m| m.parse::<SearchMode>())
-                .transpose()?,
-        })
+            limit: Some(self.limit.unwrap_or(GRID_PAGE)),
+            sort: nonempty(&self.sort)
+                .map(str::parse)
+                .transpose()?
+                .unwrap_or_default(),
+            mode: nonempty(&self.mode).map(parse_mode).transpose()?.flatten(),
+        }
+        .into_request()?)
     }
 }
 
@@ -281,7 +308,9 @@ struct Inner {
     dropped: Mutex<HashSet<PathBuf>>,
     /// The last classification previewed (folder, result), and the journal of the last one applied.
     classified: Mutex<Option<(PathBuf, classify::Classification)>>,
-    journal: Mutex<Option<PathBuf>>,
+    /// The undo plan of the last classification applied, kept in memory (never re-read from the
+    /// destination folder, where anyone could have written).
+    journal: Mutex<Option<classify::Journal>>,
     opening: Mutex<()>,
     /// Bumped whenever the search library is replaced (new models), so a stale load reports nothing.
     generation: AtomicU64,
@@ -322,11 +351,11 @@ impl Core {
             view_lib: Mutex::new(None),
             worker: Mutex::new(None),
             activity: Mutex::new(Activity {
-                state: "starting".into(),
+                state: ActivityState::Starting,
                 ..Default::default()
             }),
             models: Mutex::new(ModelsState {
-                clip: "loading".into(),
+                clip: ModelState::Loading,
                 ..Default::default()
             }),
             dropped: Mutex::new(HashSet::new()),
@@ -449,7 +478,7 @@ impl Core {
     /// wait for them).
     pub fn load_models(&self) {
         let generation = self.0.generation.load(Ordering::SeqCst);
-        self.set_models("loading", None);
+        self.set_models(ModelState::Loading, None);
         let core = self.clone();
         std::thread::spawn(move || {
             let r = core.with_search(|lib| lib.prepare_search());
@@ -457,15 +486,15 @@ impl Core {
                 return;
             }
             match r {
-                Ok(()) => core.set_models("ready", None),
-                Err(e) => core.set_models("error", Some(e)),
+                Ok(()) => core.set_models(ModelState::Ready, None),
+                Err(e) => core.set_models(ModelState::Error, Some(e)),
             }
         });
     }
 
-    fn set_models(&self, clip: &str, error: Option<ApiError>) {
+    fn set_models(&self, clip: ModelState, error: Option<ApiError>) {
         self.update_models(|m| {
-            m.clip = clip.into();
+            m.clip = clip;
             m.error = error;
         });
     }
@@ -528,7 +557,7 @@ impl Core {
             Ok(s) => !s.folders.is_empty(),
             Err(e) => {
                 self.set_activity(|a| {
-                    a.state = "error".into();
+                    a.state = ActivityState::Error;
                     a.error = Some(e);
                 });
                 return;
@@ -537,7 +566,7 @@ impl Core {
         if !has_folders {
             self.set_activity(|a| {
                 *a = Activity {
-                    state: "idle".into(),
+                    state: ActivityState::Idle,
                     ..Default::default()
                 }
             });
@@ -554,9 +583,9 @@ impl Core {
                     a.progress = None;
                     a.watching = None;
                     match r {
-                        Ok(()) => a.state = "stopped".into(),
+                        Ok(()) => a.state = ActivityState::Stopped,
                         Err(e) => {
-                            a.state = "error".into();
+                            a.state = ActivityState::Error;
                             a.error = Some(e);
                         }
                     }
@@ -570,7 +599,7 @@ impl Core {
         let mut lib = self.open()?;
         lib.lock_for_writing()?;
         self.set_activity(|a| {
-            a.state = "indexing".into();
+            a.state = ActivityState::Indexing;
             a.error = None;
             a.progress = Some(IndexProgress::default());
         });
@@ -639,7 +668,7 @@ impl Core {
         } else {
             None
         };
-        self.set_activity(|a| a.state = "watching".into());
+        self.set_activity(|a| a.state = ActivityState::Watching);
         let opts = WatchOptions {
             captions,
             ..Default::default()
@@ -728,8 +757,7 @@ impl Core {
         let labels = classify::parse_labels(labels)?;
         let never = AtomicBool::new(false);
         let result = self.with_search(|lib| {
-            classify::classify(
-                lib,
+            lib.classify(
                 std::slice::from_ref(&dir),
                 &labels,
                 &classify::ClassifyOptions::default(),
@@ -760,7 +788,7 @@ impl Core {
                         confidence: r.confidence,
                     })
                     .collect();
-                files.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+                files.sort_by(|a, b| higher_first(a.confidence, b.confidence));
                 (!files.is_empty()).then(|| ClassifyGroup {
                     label: label.clone(),
                     files,
@@ -805,13 +833,33 @@ impl Core {
             None => folder,
         };
         let ops = classify::plan(&result.results, action, &dest)?;
-        let journal = classify::apply(&ops, &dest)?;
-        *lock(&self.0.journal) = Some(journal.clone());
+        // The undo plan is kept whether applying finishes or stops part way.
+        let mut failed = None;
+        let applied = self.with_writer(|lib| match lib.apply_classification(&ops, &dest) {
+            Ok(j) => Ok(Some(j)),
+            Err(f) => {
+                failed = Some(f);
+                Ok(None)
+            }
+        })?;
+        let journal = match (applied, failed) {
+            (Some(j), _) => j,
+            (None, Some(f)) => {
+                if let Some(j) = f.journal.clone().filter(|j| !j.entries.is_empty()) {
+                    *lock(&self.0.journal) = Some(j);
+                    self.emit("library-changed", json!({ "reason": "classified" }));
+                }
+                return Err(shoebox_core::Error::from(f).into());
+            }
+            (None, None) => unreachable!("apply either returns a journal or fails"),
+        };
+        let path = journal.path.to_string_lossy().into_owned();
+        *lock(&self.0.journal) = Some(journal);
         self.emit("library-changed", json!({ "reason": "classified" }));
         Ok(ClassifyApplied {
             files: ops.len(),
             dest: dest.to_string_lossy().into_owned(),
-            journal: journal.to_string_lossy().into_owned(),
+            journal: path,
         })
     }
 
@@ -822,9 +870,20 @@ impl Core {
         let Some(journal) = journal else {
             return Err(ApiError::new("invalid", "there is nothing to undo"));
         };
-        let n = classify::undo(&journal)?;
+        let report = self.with_writer(|lib| lib.undo_classification(&journal))?;
         self.emit("library-changed", json!({ "reason": "classify-undone" }));
-        Ok(n)
+        if let Some((path, why)) = report.skipped.first() {
+            return Err(ApiError::new(
+                "partly_undone",
+                format!(
+                    "restored {} files; {} were left where they are ({}: {why})",
+                    report.restored,
+                    report.skipped.len(),
+                    path.display()
+                ),
+            ));
+        }
+        Ok(report.restored)
     }
 
     // ---- search and viewing ----

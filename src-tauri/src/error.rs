@@ -24,8 +24,29 @@ impl ApiError {
 
 impl From<shoebox_core::Error> for ApiError {
     fn from(e: shoebox_core::Error) -> Self {
-        ApiError::new(e.code(), e.to_string())
+        let mut message = e.to_string();
+        if let Some(h) = hint(&e) {
+            message.push_str(". ");
+            message.push_str(h);
+        }
+        ApiError::new(e.code(), message)
     }
+}
+
+/// What a person in the app can do about an engine error, in the app's terms.
+fn hint(e: &shoebox_core::Error) -> Option<&'static str> {
+    use shoebox_core::Error as E;
+    Some(match e {
+        E::NotDownloaded { .. } => {
+            "Connect to the internet and search again, or put a downloaded model folder in Settings"
+        }
+        E::DeviceUnavailable { .. } => "Choose the CPU (or auto) as the device in Settings",
+        E::NotALibraryFolder(_) => "The library's folders are listed under Folders",
+        E::NotInLibrary(_) => "Add its folder under Folders; it is searchable once indexed",
+        E::EmptyLibrary => "Add a photo folder under Folders to start",
+        E::PartlyApplied { .. } => "Undo puts back the files already sorted",
+        _ => return None,
+    })
 }
 
 impl std::fmt::Display for ApiError {

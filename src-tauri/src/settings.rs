@@ -1,15 +1,13 @@
-//! App settings: the library folder and models come from the same environment variables as the CLI
-//! (`SHOEBOX_LIBRARY`, `SHOEBOX_CLIP_MODEL`, `SHOEBOX_CAPTION_MODEL`, `SHOEBOX_TEXT_MODEL`, plus
-//! `SHOEBOX_DEVICE`); what the user saves in the Settings view is kept in the library folder
-//! (`app-settings.json`). Precedence: built-in defaults < saved settings < environment.
+//! App settings: the library folder and models come from the same environment variables as the CLI,
+//! read by the engine (`shoebox_core::options`); what the user saves in the Settings view is kept in
+//! the library folder (`app-settings.json`). Precedence: built-in defaults < saved settings <
+//! environment.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use shoebox_core::models::caption::DEFAULT_CAPTION_MODEL;
-use shoebox_core::models::clip::DEFAULT_CLIP_MODEL;
-use shoebox_core::models::text::DEFAULT_TEXT_MODEL;
 use shoebox_core::models::DeviceChoice;
+use shoebox_core::options::{self, ModelOptions};
 use shoebox_core::LibraryOptions;
 
 use crate::error::{ApiError, ApiResult};
@@ -32,31 +30,13 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            clip_model: DEFAULT_CLIP_MODEL.into(),
-            caption_model: DEFAULT_CAPTION_MODEL.into(),
-            text_model: DEFAULT_TEXT_MODEL.into(),
-            device: "auto".into(),
-            background_captions: false,
-        }
+        Settings::from_models(&ModelOptions::default(), false)
     }
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// The library folder: `$SHOEBOX_LIBRARY`, else the platform data dir (as the CLI).
 pub fn library_dir_from_env() -> ApiResult<PathBuf> {
-    if let Some(d) = env("SHOEBOX_LIBRARY") {
-        return Ok(PathBuf::from(d));
-    }
-    dirs::data_dir().map(|d| d.join("shoebox")).ok_or_else(|| {
-        ApiError::new(
-            "invalid",
-            "no platform data folder: set SHOEBOX_LIBRARY to a folder for the library",
-        )
-    })
+    Ok(options::library_dir(None)?)
 }
 
 /// Where saved settings live.
@@ -67,23 +47,36 @@ pub fn settings_file(libdir: &Path) -> PathBuf {
 impl Settings {
     /// Defaults, then the saved file, then the environment.
     pub fn load(libdir: &Path) -> Settings {
-        let mut s = std::fs::read_to_string(settings_file(libdir))
+        let saved = std::fs::read_to_string(settings_file(libdir))
             .ok()
             .and_then(|t| serde_json::from_str::<Settings>(&t).ok())
             .unwrap_or_default();
-        if let Some(v) = env("SHOEBOX_CLIP_MODEL") {
-            s.clip_model = v;
+        let mut m = saved.models();
+        if let Err(e) = m.apply_env() {
+            log::warn!("ignoring the environment's model settings: {e}");
+            return saved;
         }
-        if let Some(v) = env("SHOEBOX_CAPTION_MODEL") {
-            s.caption_model = v;
+        Settings::from_models(&m, saved.background_captions)
+    }
+
+    fn from_models(m: &ModelOptions, background_captions: bool) -> Settings {
+        Settings {
+            clip_model: m.clip_model.clone(),
+            caption_model: m.caption_model.clone(),
+            text_model: m.text_model.clone(),
+            device: m.device.as_str().into(),
+            background_captions,
         }
-        if let Some(v) = env("SHOEBOX_TEXT_MODEL") {
-            s.text_model = v;
+    }
+
+    /// The engine's model options these settings name (an unknown device: auto).
+    fn models(&self) -> ModelOptions {
+        ModelOptions {
+            clip_model: self.clip_model.trim().to_string(),
+            caption_model: self.caption_model.trim().to_string(),
+            text_model: self.text_model.trim().to_string(),
+            device: self.device.parse().unwrap_or_default(),
         }
-        if let Some(v) = env("SHOEBOX_DEVICE") {
-            s.device = v;
-        }
-        s
     }
 
     /// Check values a person typed.
@@ -118,12 +111,13 @@ impl Settings {
 
     /// How to open the library with these settings.
     pub fn library_options(&self, libdir: &Path) -> LibraryOptions {
+        let m = self.models();
         LibraryOptions {
             dir: libdir.to_path_buf(),
-            clip_model: self.clip_model.trim().to_string(),
-            caption_model: self.caption_model.trim().to_string(),
-            text_model: self.text_model.trim().to_string(),
-            device: self.device.parse().unwrap_or_default(),
+            clip_model: m.clip_model,
+            caption_model: m.caption_model,
+            text_model: m.text_model,
+            device: m.device,
             downloads: Default::default(),
         }
     }

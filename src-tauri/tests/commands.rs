@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shoebox_app::core::{Core, EventSink, SearchArgs};
+use shoebox_app::core::{ActivityState, Core, EventSink, ModelState, SearchArgs};
 use shoebox_app::protocol;
 use shoebox_app::settings::{settings_file, Settings};
 
@@ -119,17 +119,17 @@ fn folders_indexing_search_photo_protocol_and_drop() {
 
     // First run: no folders, the writer idles; models load in the background.
     let a = core.activity();
-    assert_eq!(a.state, "idle", "{:?}", a.error);
+    assert_eq!(a.state, ActivityState::Idle, "{:?}", a.error);
     assert!(core.status().unwrap().folders.is_empty());
     wait_until("the CLIP model", Duration::from_secs(120), || {
         let m = core.models();
-        assert_ne!(m.clip, "error", "{:?}", m.error);
-        m.clip == "ready"
+        assert_ne!(m.clip, ModelState::Error, "{:?}", m.error);
+        m.clip == ModelState::Ready
     });
 
     // Errors reach the UI as {code, message}.
     let e = core.add_folder("/no/such/folder").unwrap_err();
-    assert_eq!(e.code, "io");
+    assert_eq!(e.code, "not_a_folder");
     assert!(e.message.contains("/no/such/folder"), "{e:?}");
     assert_eq!(core.add_folder("  ").unwrap_err().code, "invalid");
 
@@ -138,7 +138,8 @@ fn folders_indexing_search_photo_protocol_and_drop() {
     assert_eq!(st.folders.len(), 1);
     assert_eq!(st.folders[0].photos, 40);
     wait_until("indexing", Duration::from_secs(120), || {
-        core.activity().state == "watching" && core.status().unwrap().photos.indexed == 40
+        core.activity().state == ActivityState::Watching
+            && core.status().unwrap().photos.indexed == 40
     });
     let activity = rec.events("activity");
     assert!(activity.iter().any(|a| a["state"] == "indexing"));
@@ -284,12 +285,12 @@ fn folders_indexing_search_photo_protocol_and_drop() {
     let st = core.remove_folder(photos.to_str().unwrap()).unwrap();
     assert!(st.folders.is_empty());
     assert_eq!(st.photos.indexed, 0);
-    assert_eq!(core.activity().state, "idle");
+    assert_eq!(core.activity().state, ActivityState::Idle);
     assert_eq!(
         core.remove_folder(photos.to_str().unwrap())
             .unwrap_err()
             .code,
-        "invalid"
+        "not_a_folder"
     );
     core.shutdown();
 }
@@ -326,7 +327,7 @@ fn settings_are_validated_saved_and_reloaded() {
     };
     core.save_settings(missing).unwrap();
     wait_until("the model error", Duration::from_secs(30), || {
-        core.models().clip == "error"
+        core.models().clip == ModelState::Error
     });
     let err = core.models().error.unwrap();
     assert!(err.code.starts_with("model") || err.code == "io", "{err:?}");
@@ -460,9 +461,22 @@ fn classify_previews_applies_and_undoes() {
     // Move in place (into folder/<label>/), then undo puts every file back.
     core.classify_preview(folder.to_str().unwrap(), labels)
         .unwrap();
-    core.classify_apply("move", None).unwrap();
+    let applied = core.classify_apply("move", None).unwrap();
     assert!(files.iter().all(|p| !p.exists()));
+    // Undo uses the plan the app kept in memory: a journal rewritten on disk meanwhile (the
+    // destination is a folder others may write) names a file outside, which must survive.
+    let victim = tmp.path().join("victim.txt");
+    std::fs::write(&victim, b"precious").unwrap();
+    std::fs::write(
+        &applied.journal,
+        format!(
+            "{}\n",
+            serde_json::json!({"op": "copy", "from": "/x", "to": victim, "size": 8})
+        ),
+    )
+    .unwrap();
     assert_eq!(core.classify_undo().unwrap(), files.len());
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     assert!(files.iter().all(|p| p.is_file()));
     assert!(!rec.events("library-changed").is_empty());
 }

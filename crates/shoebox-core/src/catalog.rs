@@ -10,11 +10,15 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use rusqlite_migration::{Migrations, M};
 
 use crate::error::{Error, Result};
+use crate::tags::{Tag, TagCount, TagSource};
+// The decoder produces a photo's metadata; the catalog stores it. Re-exported for callers that name
+// it from here.
+pub use crate::decode::PhotoMeta;
 
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../../migrations/0001_initial.sql"),
-    include_str!("../../../migrations/0002_captions.sql"),
-    include_str!("../../../migrations/0003_tags.sql"),
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_captions.sql"),
+    include_str!("../migrations/0003_tags.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -91,20 +95,6 @@ pub struct WorkItem {
     pub path: PathBuf,
 }
 
-/// Metadata read from a file by the pipeline.
-#[derive(Debug, Clone, Default)]
-pub struct PhotoMeta {
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub hash: Vec<u8>,
-    pub width: u32,
-    pub height: u32,
-    pub orientation: Option<u16>,
-    pub taken_at: Option<String>,
-    pub camera_make: Option<String>,
-    pub camera_model: Option<String>,
-}
-
 /// What the pipeline learned about one photo.
 #[derive(Debug)]
 pub enum Outcome {
@@ -148,6 +138,90 @@ pub struct Counts {
     pub total: u64,
     pub indexed: u64,
     pub failed: u64,
+}
+
+/// A registered model with how many photos it embedded (`models list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRow {
+    pub name: String,
+    /// What the model makes: "clip", "caption" or "text".
+    pub kind: String,
+    pub dim: usize,
+    /// Photos with an embedding from it.
+    pub embeddings: u64,
+}
+
+/// A photo that failed to be read or a problem met during a scan.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FailureRow {
+    /// Absolute path.
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// The tables an automatic pass reads from: each row (photo, model) is one input of the pass.
+/// Named by this enum so no string ever reaches the SQL that [`Catalog::undone`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DerivedFrom {
+    /// Image embeddings (CLIP tags).
+    Embeddings,
+    /// Captions (caption keyphrase tags).
+    Captions,
+}
+
+impl DerivedFrom {
+    /// The table's name in the schema.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DerivedFrom::Embeddings => "embeddings",
+            DerivedFrom::Captions => "captions",
+        }
+    }
+}
+
+/// An automatic pass over photos, marked done per photo and model in the `derived` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DerivedKind {
+    /// CLIP tags from the photo's image embedding.
+    ClipTags,
+    /// Keyphrase tags from the photo's caption.
+    CaptionTags,
+}
+
+impl DerivedKind {
+    /// The name stored in `derived.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DerivedKind::ClipTags => "clip_tags",
+            DerivedKind::CaptionTags => "caption_tags",
+        }
+    }
+}
+
+impl rusqlite::types::ToSql for DerivedKind {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::ToSql for TagSource {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for TagSource {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let s = v.as_str()?;
+        s.parse()
+            .map_err(|e: Error| rusqlite::types::FromSqlError::Other(e.to_string().into()))
+    }
+}
+
+/// Ids as one SQL parameter, a JSON array read with `json_each(?)`: a list of any length is one
+/// query.
+fn id_list(ids: &[i64]) -> String {
+    serde_json::to_string(ids).expect("integers serialize")
 }
 
 /// The catalog: one SQLite connection.
@@ -365,19 +439,19 @@ impl Catalog {
             .optional()?)
     }
 
-    /// Every registered model with its embedding count: (name, kind, dim, count).
-    pub fn models(&self) -> Result<Vec<(String, String, usize, u64)>> {
+    /// Every registered model with its embedding count.
+    pub fn models(&self) -> Result<Vec<ModelRow>> {
         let mut st = self.conn.prepare(
             "SELECT m.name, m.kind, m.dim, (SELECT COUNT(*) FROM embeddings e WHERE e.model_id = m.id) \
              FROM models m ORDER BY m.id",
         )?;
         let rows = st.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get::<_, i64>(2)? as usize,
-                r.get::<_, i64>(3)? as u64,
-            ))
+            Ok(ModelRow {
+                name: r.get(0)?,
+                kind: r.get(1)?,
+                dim: r.get::<_, i64>(2)? as usize,
+                embeddings: r.get::<_, i64>(3)? as u64,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -446,23 +520,21 @@ impl Catalog {
     }
 
     /// Captions of the given photos: from `model_id` when it has one, else the newest from any model.
+    /// One query for all of them.
     pub fn captions(&self, ids: &[i64], model_id: Option<i64>) -> Result<HashMap<i64, String>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT text FROM captions WHERE photo_id = ?1 \
-             ORDER BY (model_id = ?2) DESC, created_at DESC LIMIT 1",
-        )?;
-        let mut out = HashMap::new();
-        for id in ids {
-            if let Some(t) = st
-                .query_row(params![id, model_id.unwrap_or(-1)], |r| {
-                    r.get::<_, String>(0)
-                })
-                .optional()?
-            {
-                out.insert(*id, t);
-            }
+        if ids.is_empty() {
+            return Ok(HashMap::new());
         }
-        Ok(out)
+        let mut st = self.conn.prepare_cached(
+            "SELECT photo_id, text FROM (SELECT photo_id, text, ROW_NUMBER() OVER \
+               (PARTITION BY photo_id ORDER BY (model_id = ?2) DESC, created_at DESC, model_id DESC) AS n \
+               FROM captions WHERE photo_id IN (SELECT value FROM json_each(?1))) \
+             WHERE n = 1",
+        )?;
+        let rows = st.query_map(params![id_list(ids), model_id.unwrap_or(-1)], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// How many photos have a caption from `model_id`.
@@ -476,16 +548,17 @@ impl Catalog {
 
     // ---- tags ----
 
-    /// Photo ids with a row in `table` for `model_id` (embeddings, captions, text_embeddings) but no
-    /// `derived` mark of `kind` for `mark_model`.
+    /// Photo ids with a row in `table` for `model_id` but no `derived` mark of `kind` for
+    /// `mark_model`.
     pub fn undone(
         &self,
-        table: &str,
+        table: DerivedFrom,
         model_id: i64,
-        kind: &str,
+        kind: DerivedKind,
         mark_model: i64,
     ) -> Result<Vec<i64>> {
-        debug_assert!(["embeddings", "captions"].contains(&table));
+        // The table name is one of the enum's fixed names, never text from outside.
+        let table = table.as_str();
         let mut st = self.conn.prepare(&format!(
             "SELECT t.photo_id FROM {table} t WHERE t.model_id = ?1 AND NOT EXISTS \
              (SELECT 1 FROM derived d WHERE d.photo_id = t.photo_id AND d.kind = ?2 AND d.model_id = ?3) \
@@ -500,8 +573,8 @@ impl Catalog {
     /// meanwhile are skipped.
     pub fn set_auto_tags(
         &mut self,
-        source: &str,
-        kind: &str,
+        source: TagSource,
+        kind: DerivedKind,
         mark_model: i64,
         items: &[(i64, Vec<(String, f32)>)],
     ) -> Result<()> {
@@ -530,73 +603,106 @@ impl Catalog {
         Ok(())
     }
 
-    /// Add a user tag (and forget an earlier removal of it).
-    pub fn add_user_tag(&mut self, photo_id: i64, tag: &str) -> Result<()> {
+    /// Add a user tag to photos (and forget an earlier removal of it), in one transaction.
+    pub fn add_user_tag(&mut self, photo_ids: &[i64], tag: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "DELETE FROM removed_tags WHERE photo_id = ?1 AND tag = ?2",
-            params![photo_id, tag],
-        )?;
-        tx.execute(
-            "INSERT OR REPLACE INTO tags (photo_id, tag, source, score) VALUES (?1, ?2, 'user', 1.0)",
-            params![photo_id, tag],
-        )?;
+        {
+            let mut unremove =
+                tx.prepare("DELETE FROM removed_tags WHERE photo_id = ?1 AND tag = ?2")?;
+            let mut ins = tx.prepare(
+                "INSERT OR REPLACE INTO tags (photo_id, tag, source, score) VALUES (?1, ?2, ?3, 1.0)",
+            )?;
+            for id in photo_ids {
+                unremove.execute(params![id, tag])?;
+                ins.execute(params![id, tag, TagSource::User])?;
+            }
+        }
         tx.commit()?;
         Ok(())
     }
 
-    /// Remove a tag from a photo, whatever its source, for good. Returns whether it had it.
-    pub fn remove_tag(&mut self, photo_id: i64, tag: &str) -> Result<bool> {
+    /// Remove a tag from photos, whatever its source, for good, in one transaction. Returns how many
+    /// had it.
+    pub fn remove_tag(&mut self, photo_ids: &[i64], tag: &str) -> Result<usize> {
         let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "DELETE FROM tags WHERE photo_id = ?1 AND tag = ?2",
-            params![photo_id, tag],
-        )?;
-        tx.execute(
-            "INSERT OR IGNORE INTO removed_tags (photo_id, tag) VALUES (?1, ?2)",
-            params![photo_id, tag],
-        )?;
+        let mut had = 0;
+        {
+            let mut del = tx.prepare("DELETE FROM tags WHERE photo_id = ?1 AND tag = ?2")?;
+            let mut forget =
+                tx.prepare("INSERT OR IGNORE INTO removed_tags (photo_id, tag) VALUES (?1, ?2)")?;
+            for id in photo_ids {
+                had += (del.execute(params![id, tag])? > 0) as usize;
+                forget.execute(params![id, tag])?;
+            }
+        }
         tx.commit()?;
-        Ok(n > 0)
+        Ok(had)
     }
 
-    /// A photo's tags: (tag, source, score), best first.
-    pub fn photo_tags(&self, photo_id: i64) -> Result<Vec<(String, String, f32)>> {
+    /// A photo's tags, best first (user tags, then by score).
+    pub fn photo_tags(&self, photo_id: i64) -> Result<Vec<Tag>> {
+        Ok(self
+            .photos_tags(&[photo_id])?
+            .remove(&photo_id)
+            .unwrap_or_default())
+    }
+
+    /// The tags of several photos, each photo's best first (as [`Catalog::photo_tags`]), in one
+    /// query. Photos without tags are left out.
+    pub fn photos_tags(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<Tag>>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
         let mut st = self.conn.prepare_cached(
-            "SELECT tag, source, score FROM tags WHERE photo_id = ?1 \
-             ORDER BY source = 'user' DESC, score DESC, tag",
+            "SELECT photo_id, tag, source, score FROM tags \
+             WHERE photo_id IN (SELECT value FROM json_each(?1)) \
+             ORDER BY photo_id, source = 'user' DESC, score DESC, tag, source",
         )?;
-        let rows = st.query_map([photo_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get::<_, f64>(2)? as f32))
+        let rows = st.query_map([id_list(ids)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                Tag {
+                    tag: r.get(1)?,
+                    source: r.get(2)?,
+                    score: r.get::<_, f64>(3)? as f32,
+                },
+            ))
+        })?;
+        let mut out: HashMap<i64, Vec<Tag>> = HashMap::new();
+        for row in rows {
+            let (id, tag) = row?;
+            out.entry(id).or_default().push(tag);
+        }
+        Ok(out)
+    }
+
+    /// Every tag with how many photos carry it, most common first.
+    pub fn tag_counts(&self) -> Result<Vec<TagCount>> {
+        let mut st = self.conn.prepare(
+            "SELECT tag, COUNT(DISTINCT photo_id) AS n FROM tags GROUP BY tag ORDER BY n DESC, tag",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(TagCount {
+                tag: r.get(0)?,
+                count: r.get::<_, i64>(1)? as u64,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Every tag with how many photos carry it, most common first.
-    pub fn tag_counts(&self) -> Result<Vec<(String, u64)>> {
-        let mut st = self.conn.prepare(
-            "SELECT tag, COUNT(DISTINCT photo_id) AS n FROM tags GROUP BY tag ORDER BY n DESC, tag",
-        )?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// Photos carrying every one of `tags`.
+    /// Photos carrying every one of `tags` (none for no tags), in one query.
     pub fn photos_with_tags(&self, tags: &[String]) -> Result<std::collections::HashSet<i64>> {
-        let mut out: Option<std::collections::HashSet<i64>> = None;
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT DISTINCT photo_id FROM tags WHERE tag = ?1")?;
-        for t in tags {
-            let ids: std::collections::HashSet<i64> = st
-                .query_map([t], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            out = Some(match out {
-                None => ids,
-                Some(prev) => prev.intersection(&ids).copied().collect(),
-            });
+        let wanted: std::collections::BTreeSet<&str> = tags.iter().map(String::as_str).collect();
+        if wanted.is_empty() {
+            return Ok(Default::default());
         }
-        Ok(out.unwrap_or_default())
+        let mut st = self.conn.prepare_cached(
+            "SELECT photo_id FROM tags WHERE tag IN (SELECT value FROM json_each(?1)) \
+             GROUP BY photo_id HAVING COUNT(DISTINCT tag) = ?2",
+        )?;
+        let list = serde_json::to_string(&wanted).expect("strings serialize");
+        let rows = st.query_map(params![list, wanted.len() as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Photos with a caption from `caption_model` but no text embedding from `text_model`:
@@ -703,6 +809,21 @@ impl Catalog {
         Ok(blob.map(|b| blob_to_vec(&b)))
     }
 
+    /// The vectors of several photos for a model, in one query (photos without one are left out).
+    pub fn embeddings(&self, model_id: i64, photo_ids: &[i64]) -> Result<HashMap<i64, Vec<f32>>> {
+        if photo_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut st = self.conn.prepare_cached(
+            "SELECT photo_id, vector FROM embeddings \
+             WHERE model_id = ?1 AND photo_id IN (SELECT value FROM json_each(?2))",
+        )?;
+        let rows = st.query_map(params![model_id, id_list(photo_ids)], |r| {
+            Ok((r.get(0)?, blob_to_vec(&r.get::<_, Vec<u8>>(1)?)))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// The indexed photo at an absolute path, if any (used to reuse stored embeddings).
     pub fn photo_id_at(&self, path: &Path) -> Result<Option<i64>> {
         for root in self.roots()? {
@@ -740,18 +861,20 @@ impl Catalog {
         })
     }
 
-    /// Rows for the given photo ids (missing ids — deleted photos — are left out).
+    /// Rows for the given photo ids (missing ids — deleted photos — are left out), in one query.
     pub fn photo_infos(&self, ids: &[i64]) -> Result<HashMap<i64, PhotoInfo>> {
-        let mut st = self
-            .conn
-            .prepare_cached(&format!("{} WHERE p.id = ?1", Self::INFO_SELECT))?;
-        let mut out = HashMap::with_capacity(ids.len());
-        for id in ids {
-            if let Some(info) = st.query_row([id], Self::info_row).optional()? {
-                out.insert(*id, info);
-            }
+        if ids.is_empty() {
+            return Ok(HashMap::new());
         }
-        Ok(out)
+        let mut st = self.conn.prepare_cached(&format!(
+            "{} WHERE p.id IN (SELECT value FROM json_each(?1))",
+            Self::INFO_SELECT
+        ))?;
+        let rows = st.query_map([id_list(ids)], |r| {
+            let info = Self::info_row(r)?;
+            Ok((info.id, info))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Every photo with an embedding for the model (for filtered search).
@@ -803,8 +926,8 @@ impl Catalog {
         })
     }
 
-    /// Failed photos and scan issues: (absolute path, reason), sorted by path.
-    pub fn failures(&self) -> Result<Vec<(PathBuf, String)>> {
+    /// Failed photos and scan issues, sorted by path.
+    pub fn failures(&self) -> Result<Vec<FailureRow>> {
         let mut out = Vec::new();
         let mut st = self.conn.prepare(
             "SELECT r.path, p.rel_path, COALESCE(p.failure, 'failed') FROM photos p JOIN roots r ON r.id = p.root_id \
@@ -814,7 +937,10 @@ impl Catalog {
         let rows = st.query_map([], |r| {
             let root = bytes_to_path(r.get(0)?);
             let rel = bytes_to_path(r.get(1)?);
-            Ok((root.join(rel), r.get::<_, String>(2)?))
+            Ok(FailureRow {
+                path: root.join(rel),
+                reason: r.get(2)?,
+            })
         })?;
         for row in rows {
             out.push(row?);
@@ -881,6 +1007,164 @@ pub(crate) fn blob_to_vec(b: &[u8]) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A catalog with one root and photos 1..=n (ids in insertion order).
+    fn catalog_with_photos(n: usize) -> (tempfile::TempDir, Catalog, Vec<i64>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(&tmp.path().join("catalog.sqlite")).unwrap();
+        let (root, _) = c.add_root(Path::new("/photos")).unwrap();
+        let added = (0..n)
+            .map(|i| FoundFile {
+                root_id: root,
+                rel_path: PathBuf::from(format!("p{i}.jpg")),
+                ext: "jpg".into(),
+                size: 1,
+                mtime_ns: 0,
+            })
+            .collect();
+        c.apply_scan(&ScanChanges {
+            added,
+            ..Default::default()
+        })
+        .unwrap();
+        let ids = c.pending_work(None).unwrap().iter().map(|w| w.id).collect();
+        (tmp, c, ids)
+    }
+
+    #[test]
+    fn undone_reads_only_the_named_tables() {
+        // The only table names that can reach the SQL are the enum's, and each is a real table.
+        let (_tmp, mut c, ids) = catalog_with_photos(3);
+        for t in [DerivedFrom::Embeddings, DerivedFrom::Captions] {
+            let exists: bool = c
+                .connection()
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+                    [t.as_str()],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(exists, "{}", t.as_str());
+        }
+        let clip = c.model_id("clip-model", "clip", 2).unwrap();
+        let cap = c.model_id("cap-model", "caption", 0).unwrap();
+        let outcomes: Vec<Outcome> = ids[..2]
+            .iter()
+            .map(|&id| Outcome::Embedded {
+                id,
+                meta: PhotoMeta::default(),
+                vector: vec![1.0, 0.0],
+            })
+            .collect();
+        c.record(clip, &outcomes).unwrap();
+        c.set_caption(ids[1], cap, "a dog").unwrap();
+        c.set_caption(ids[2], cap, "a cat").unwrap();
+        let clip_todo = |c: &Catalog| {
+            c.undone(DerivedFrom::Embeddings, clip, DerivedKind::ClipTags, clip)
+                .unwrap()
+        };
+        let caption_todo = |c: &Catalog| {
+            c.undone(DerivedFrom::Captions, cap, DerivedKind::CaptionTags, cap)
+                .unwrap()
+        };
+        assert_eq!(clip_todo(&c), ids[..2]);
+        assert_eq!(caption_todo(&c), ids[1..]);
+        // Marking one pass done leaves the other pass's work alone.
+        let tags = vec![(ids[0], vec![("dog".to_string(), 0.5)])];
+        c.set_auto_tags(TagSource::Clip, DerivedKind::ClipTags, clip, &tags)
+            .unwrap();
+        assert_eq!(clip_todo(&c), [ids[1]]);
+        assert_eq!(caption_todo(&c), ids[1..]);
+        // A mark with another model does not count.
+        c.set_auto_tags(
+            TagSource::Caption,
+            DerivedKind::CaptionTags,
+            clip,
+            &[(ids[1], vec![])],
+        )
+        .unwrap();
+        assert_eq!(caption_todo(&c), ids[1..]);
+    }
+
+    #[test]
+    fn batched_lookups_answer_as_one_by_one() {
+        let (_tmp, mut c, ids) = catalog_with_photos(4);
+        let clip = c.model_id("clip-model", "clip", 2).unwrap();
+        let outcomes: Vec<Outcome> = ids[..3]
+            .iter()
+            .map(|&id| Outcome::Embedded {
+                id,
+                meta: PhotoMeta::default(),
+                vector: vec![id as f32, 1.0],
+            })
+            .collect();
+        c.record(clip, &outcomes).unwrap();
+        let old = c.model_id("old-cap", "caption", 0).unwrap();
+        let new = c.model_id("new-cap", "caption", 0).unwrap();
+        c.set_caption(ids[0], old, "old words").unwrap();
+        c.set_caption(ids[0], new, "new words").unwrap();
+        c.set_caption(ids[1], old, "only old").unwrap();
+        c.set_auto_tags(
+            TagSource::Clip,
+            DerivedKind::ClipTags,
+            clip,
+            &[
+                (ids[0], vec![("dog".into(), 0.2), ("beach".into(), 0.7)]),
+                (ids[1], vec![("dog".into(), 0.9)]),
+            ],
+        )
+        .unwrap();
+        c.add_user_tag(&[ids[0], ids[2]], "mine").unwrap();
+        let missing = 999_999;
+        let asked = [ids[0], ids[1], ids[2], ids[3], missing, ids[0]];
+
+        let infos = c.photo_infos(&asked).unwrap();
+        assert_eq!(infos.len(), 4);
+        assert!(infos[&ids[3]].path.ends_with("p3.jpg"));
+        assert!(c.photo_infos(&[]).unwrap().is_empty());
+
+        let vecs = c.embeddings(clip, &asked).unwrap();
+        assert_eq!(vecs.len(), 3);
+        for id in &ids[..3] {
+            assert_eq!(vecs[id], c.embedding(clip, *id).unwrap().unwrap());
+        }
+
+        let caps = c.captions(&asked, Some(new)).unwrap();
+        assert_eq!(caps.len(), 2);
+        assert_eq!(caps[&ids[0]], "new words");
+        assert_eq!(caps[&ids[1]], "only old");
+        assert_eq!(c.captions(&asked, Some(old)).unwrap()[&ids[0]], "old words");
+
+        let tags = c.photos_tags(&asked).unwrap();
+        assert_eq!(tags.len(), 3);
+        for id in &ids {
+            assert_eq!(
+                tags.get(id).cloned().unwrap_or_default(),
+                c.photo_tags(*id).unwrap()
+            );
+        }
+        let names = |id: i64| -> Vec<String> { tags[&id].iter().map(|t| t.tag.clone()).collect() };
+        // User tags first, then by score.
+        assert_eq!(names(ids[0]), ["mine", "beach", "dog"]);
+        assert_eq!(tags[&ids[0]][0].source, TagSource::User);
+
+        let with = |c: &Catalog, t: &[&str]| {
+            let t: Vec<String> = t.iter().map(|s| s.to_string()).collect();
+            let mut v: Vec<i64> = c.photos_with_tags(&t).unwrap().into_iter().collect();
+            v.sort();
+            v
+        };
+        assert_eq!(with(&c, &["dog"]), ids[..2]);
+        assert_eq!(with(&c, &["dog", "mine"]), [ids[0]]);
+        assert_eq!(with(&c, &["dog", "dog"]), ids[..2]);
+        assert_eq!(with(&c, &["dog", "cat"]), Vec::<i64>::new());
+        assert_eq!(with(&c, &[]), Vec::<i64>::new());
+
+        assert_eq!(c.remove_tag(&[ids[0], ids[1], ids[0]], "dog").unwrap(), 2);
+        assert_eq!(with(&c, &["dog"]), Vec::<i64>::new());
+    }
+
     #[test]
     fn a_new_catalog_opened_by_several_at_once_is_migrated_once() {
         let tmp = tempfile::tempdir().unwrap();

@@ -2,21 +2,16 @@
 //! ensemble of prompts per label — and, optionally, move or copy them into per-label folders with a
 //! journal that `undo` replays backwards.
 //!
-//! Architecture Invariant: every file operation is written to the journal (and flushed) before it is
-//! performed, and a move never overwrites: undo can always put every file back.
+//! Architecture Invariant: every file operation is written to the journal (and synced) before it is
+//! performed, and no move or copy ever replaces anything: undo can always put every file back.
 
-use std::collections::HashMap;
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
-use serde::{Deserialize, Serialize};
-
-use crate::catalog::{Outcome, WorkItem};
 use crate::error::{Error, Result};
-use crate::library::Library;
+use crate::files;
+use crate::journal::{self, JournalKey, JournalWriter};
 use crate::models::clip::{normalize, Clip};
-use crate::pipeline::{self, PipelineOptions, Progress};
+use crate::pipeline::PipelineOptions;
 use crate::scan::image_ext;
 
 /// The prompt ensemble each label is embedded with ({} is the label). CLIP's standard practice.
@@ -63,17 +58,18 @@ pub fn parse_labels(s: &str) -> Result<Vec<Label>> {
             ),
             None => (part, None),
         };
-        if name.is_empty()
-            || name == UNSORTED
-            || name.contains(['/', '\\'])
-            || name == "."
-            || name == ".."
-        {
+        check_folder_name(name)
+            .map_err(|why| Error::Invalid(format!("bad label {name:?}: {why}")))?;
+        if name.eq_ignore_ascii_case(UNSORTED) {
             return Err(Error::Invalid(format!(
-                "bad label {name:?}: labels name folders (no slashes), and {UNSORTED:?} is reserved"
+                "bad label {name:?}: {UNSORTED:?} is where unsure images go"
             )));
         }
-        if out.iter().any(|l| l.name == name) {
+        // Folders "Pets" and "pets" are one folder on case-insensitive file systems.
+        if out
+            .iter()
+            .any(|l| l.name.to_lowercase() == name.to_lowercase())
+        {
             return Err(Error::Invalid(format!("label {name:?} given twice")));
         }
         out.push(Label {
@@ -83,7 +79,7 @@ pub fn parse_labels(s: &str) -> Result<Vec<Label>> {
     }
     if out.len() < 2 {
         return Err(Error::Invalid(
-            "give at least two labels, e.g. --labels \"pets, receipts\"".into(),
+            "give at least two labels, e.g. \"pets, receipts\"".into(),
         ));
     }
     Ok(out)
@@ -117,10 +113,7 @@ pub fn probabilities(image: &[f32], labels: &[Vec<f32>], logit_scale: f32) -> Ve
         .iter()
         .map(|l| logit_scale * crate::index::dot(image, l))
         .collect();
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = logits.iter().map(|x| (x - max).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    exps.into_iter().map(|e| e / sum).collect()
+    crate::rank::softmax(&logits)
 }
 
 /// Options of a classification.
@@ -180,9 +173,7 @@ pub fn collect_images(paths: &[PathBuf], recursive: bool) -> Result<Vec<PathBuf>
             .follow_links(true)
             .max_depth(if recursive { usize::MAX } else { 1 })
             .into_iter()
-            .filter_entry(|e| {
-                e.depth() == 0 || e.file_name().as_encoded_bytes().first() != Some(&b'.')
-            });
+            .filter_entry(|e| e.depth() == 0 || !files::is_hidden(e.file_name()));
         for e in walker.flatten() {
             if e.file_type().is_file() && image_ext(e.path()).is_some() {
                 out.push(e.into_path());
@@ -194,114 +185,51 @@ pub fn collect_images(paths: &[PathBuf], recursive: bool) -> Result<Vec<PathBuf>
     Ok(out)
 }
 
-/// Classify images against labels. Library photos reuse their stored embeddings; the rest are
-/// embedded through the indexing pipeline (nothing is added to the library).
-pub fn classify(
-    lib: &Library,
-    paths: &[PathBuf],
-    labels: &[Label],
-    opts: &ClassifyOptions,
-    cancel: &AtomicBool,
-    on_progress: &mut dyn FnMut(Progress),
-) -> Result<Classification> {
-    let start = std::time::Instant::now();
-    let clip = lib.clip()?;
-    let files = collect_images(paths, opts.recursive)?;
-    let label_vecs = label_vectors(clip, labels, &opts.templates)?;
-    let mut vectors: HashMap<usize, Vec<f32>> = HashMap::new();
-    let mut work = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        match lib.stored_embedding(f)? {
-            Some(v) => {
-                vectors.insert(i, v);
-            }
-            None => work.push(WorkItem {
-                id: i as i64,
-                path: f.clone(),
-            }),
-        }
-    }
-    let mut failures = Vec::new();
-    let report = pipeline::embed_stream(
-        clip,
-        work,
-        opts.pipeline,
-        cancel,
-        on_progress,
-        &mut |batch| {
-            for o in batch {
-                match o {
-                    Outcome::Embedded { id, vector, .. } => {
-                        vectors.insert(id as usize, vector);
-                    }
-                    Outcome::Failed { id, reason, .. } => {
-                        failures.push((files[id as usize].clone(), reason))
-                    }
-                }
-            }
-            Ok(())
-        },
-    )?;
-    if report.interrupted {
-        return Err(Error::Interrupted);
-    }
-    let scale = clip.logit_scale();
-    let mut results = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        let Some(v) = vectors.get(&i) else { continue };
-        let scores = probabilities(v, &label_vecs, scale);
-        let (best, confidence) = scores
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(j, p)| (j, *p))
-            .expect("at least two labels");
-        let label = if confidence >= opts.threshold {
-            labels[best].name.clone()
-        } else {
-            UNSORTED.to_string()
-        };
-        results.push(Classified {
-            path: f.clone(),
-            label,
-            confidence,
-            scores,
-        });
-    }
-    Ok(Classification {
-        labels: labels.iter().map(|l| l.name.clone()).collect(),
-        results,
-        failures,
-        embedded: report.embedded,
-        seconds: start.elapsed().as_secs_f64(),
-    })
-}
-
 // ---- acting on a classification ----
 
-/// Move or copy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Move,
-    Copy,
+/// A label's folder name is valid: one normal path component on every platform (no separators,
+/// drive prefixes, NUL or control characters, reserved device names, or trailing dots/spaces).
+pub fn check_folder_name(name: &str) -> std::result::Result<(), String> {
+    const RESERVED: &[&str] = &["con", "prn", "aux", "nul", "conin$", "conout$"];
+    let lower = name.to_lowercase();
+    let stem = lower.split('.').next().unwrap_or("").trim_end();
+    let device = RESERVED.contains(&stem)
+        || ((stem.starts_with("com") || stem.starts_with("lpt"))
+            && stem.len() == 4
+            && stem[3..]
+                .chars()
+                .all(|c| c.is_ascii_digit() || "¹²³".contains(c)));
+    if name.is_empty() || name == "." || name == ".." {
+        Err("a label needs a name".into())
+    } else if name.contains(['/', '\\', ':']) {
+        Err("labels name folders: no slashes or colons".into())
+    } else if name.chars().any(char::is_control) {
+        Err("labels cannot hold control characters".into())
+    } else if name.ends_with(['.', ' ']) || name.starts_with('.') {
+        Err("labels cannot start with a dot or end with a dot or space".into())
+    } else if device {
+        Err("that name is reserved for a device on Windows".into())
+    } else if name.len() > 200 {
+        Err("labels are at most 200 bytes".into())
+    } else {
+        Ok(())
+    }
 }
 
-/// One planned or performed file operation (a journal line).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FileOp {
-    pub op: Action,
-    pub from: PathBuf,
-    pub to: PathBuf,
-    pub size: u64,
-}
+pub use crate::journal::{Action, FileOp, Journal, UndoReport};
 
-/// Where each file goes: DEST/<label>/<name>, with " (n)" before the extension on collisions with
-/// existing files or other planned files. Nothing is touched.
+/// Where each file goes: DEST/<label>/<name>, with " (n)" before the extension where the name is
+/// taken — by anything on disk (a dangling symlink too) or another planned file, compared without
+/// case (the destination may be a case-insensitive file system). `dest` is made absolute (not
+/// resolved): the journal records it. Nothing is touched.
 pub fn plan(results: &[Classified], action: Action, dest: &Path) -> Result<Vec<FileOp>> {
-    let mut taken: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    let dest = std::path::absolute(dest).map_err(|e| Error::io(dest, e))?;
+    let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let folded = |p: &Path| p.to_string_lossy().to_lowercase();
     let mut ops = Vec::new();
     for r in results {
+        check_folder_name(&r.label)
+            .map_err(|why| Error::Invalid(format!("bad label {:?}: {why}", r.label)))?;
         let name = r
             .path
             .file_name()
@@ -311,7 +239,7 @@ pub fn plan(results: &[Classified], action: Action, dest: &Path) -> Result<Vec<F
         let stem = Path::new(name).file_stem().unwrap_or(name).to_os_string();
         let ext = Path::new(name).extension().map(|e| e.to_os_string());
         let mut n = 1;
-        while to.exists() || taken.contains(&to) {
+        while files::taken(&to) || taken.contains(&folded(&to)) {
             let mut candidate = stem.clone();
             candidate.push(format!(" ({n})"));
             if let Some(e) = &ext {
@@ -321,7 +249,7 @@ pub fn plan(results: &[Classified], action: Action, dest: &Path) -> Result<Vec<F
             to = dir.join(candidate);
             n += 1;
         }
-        taken.insert(to.clone());
+        taken.insert(folded(&to));
         let size = std::fs::metadata(&r.path)
             .map_err(|e| Error::io(&r.path, e))?
             .len();
@@ -335,133 +263,101 @@ pub fn plan(results: &[Classified], action: Action, dest: &Path) -> Result<Vec<F
     Ok(ops)
 }
 
-fn copy_preserving(from: &Path, to: &Path) -> Result<()> {
-    std::fs::copy(from, to).map_err(|e| Error::io(to, e))?;
-    let md = std::fs::metadata(from).map_err(|e| Error::io(from, e))?;
-    let mut times = std::fs::FileTimes::new();
-    if let Ok(t) = md.modified() {
-        times = times.set_modified(t);
-    }
-    if let Ok(t) = md.accessed() {
-        times = times.set_accessed(t);
-    }
-    let f = std::fs::File::options()
-        .write(true)
-        .open(to)
-        .map_err(|e| Error::io(to, e))?;
-    f.set_times(times).map_err(|e| Error::io(to, e))?;
-    f.sync_all().map_err(|e| Error::io(to, e))?;
-    Ok(())
+/// Applying stopped part way: what failed, and the journal of what was done before (undo it to
+/// put those files back). `journal` is None when nothing was touched.
+#[derive(Debug)]
+pub struct ApplyFailed {
+    pub error: Error,
+    pub journal: Option<Journal>,
 }
 
-/// Move without overwriting: rename, or copy + remove across filesystems.
-fn move_file(from: &Path, to: &Path) -> Result<()> {
-    if to.exists() {
-        return Err(Error::Invalid(format!(
-            "{} exists: not overwriting",
-            to.display()
-        )));
-    }
-    match std::fs::rename(from, to) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
-            copy_preserving(from, to)?;
-            std::fs::remove_file(from).map_err(|e| Error::io(from, e))
+impl From<ApplyFailed> for Error {
+    fn from(f: ApplyFailed) -> Error {
+        match f.journal {
+            Some(j) if !j.entries.is_empty() => Error::PartlyApplied {
+                done: j.entries.len(),
+                journal: j.path,
+                source: Box::new(f.error),
+            },
+            _ => f.error,
         }
-        Err(e) => Err(Error::io(from, e)),
     }
 }
 
-/// Perform `ops`, journaling each before doing it. Checks up front that every destination folder can
-/// be created and written, so an unwritable destination fails before any file moves.
-/// Returns the journal's path.
-pub fn apply(ops: &[FileOp], dest: &Path) -> Result<PathBuf> {
-    let mut dirs: Vec<&Path> = ops.iter().filter_map(|o| o.to.parent()).collect();
-    dirs.sort();
-    dirs.dedup();
-    std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+/// Perform `ops` (from [`plan`]) into `dest`, recording each in a signed journal before doing it.
+/// Checks first that every label folder is a real folder that can be written (made when missing,
+/// never a symlink), so a bad destination fails before any file moves. Moves and copies never
+/// replace anything. On failure part way, the journal so far comes back with the error.
+pub fn apply(
+    ops: &[FileOp],
+    dest: &Path,
+    key: &JournalKey,
+) -> std::result::Result<Journal, ApplyFailed> {
+    let untouched = |error: Error| ApplyFailed {
+        error,
+        journal: None,
+    };
+    let dest = std::path::absolute(dest).map_err(|e| untouched(Error::io(dest, e)))?;
+    std::fs::create_dir_all(&dest).map_err(|e| untouched(Error::io(&dest, e)))?;
+    let mut dirs: Vec<&Path> = Vec::new();
+    for op in ops {
+        let dir = op
+            .to
+            .parent()
+            .filter(|d| d.parent() == Some(dest.as_path()));
+        let Some(dir) = dir else {
+            return Err(untouched(Error::Invalid(format!(
+                "{} is not a label folder of {}",
+                op.to.display(),
+                dest.display()
+            ))));
+        };
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
     for d in &dirs {
-        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
-        let probe = tempfile::NamedTempFile::new_in(d).map_err(|e| Error::io(d, e))?;
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(untouched(Error::io(d, e))),
+        }
+        if !files::is_real_dir(d) {
+            return Err(untouched(Error::Invalid(format!(
+                "{} is not a real folder (a symlink or a file): not sorting into it",
+                d.display()
+            ))));
+        }
+        let probe = tempfile::NamedTempFile::new_in(d).map_err(|e| untouched(Error::io(d, e)))?;
         drop(probe);
     }
-    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S%.3f");
-    let journal_path = dest.join(format!(".shoebox-journal-{stamp}.jsonl"));
-    let mut journal = std::fs::File::options()
-        .create_new(true)
-        .append(true)
-        .open(&journal_path)
-        .map_err(|e| Error::io(&journal_path, e))?;
+    let mut w = JournalWriter::create(key, &dest).map_err(untouched)?;
     for op in ops {
-        let line = serde_json::to_string(op).map_err(|e| Error::Invalid(e.to_string()))?;
-        writeln!(journal, "{line}").map_err(|e| Error::io(&journal_path, e))?;
-        journal
-            .sync_data()
-            .map_err(|e| Error::io(&journal_path, e))?;
-        match op.op {
-            Action::Move => move_file(&op.from, &op.to)?,
-            Action::Copy => {
-                if op.to.exists() {
-                    return Err(Error::Invalid(format!(
-                        "{} exists: not overwriting",
-                        op.to.display()
-                    )));
-                }
-                copy_preserving(&op.from, &op.to)?
-            }
-        }
-    }
-    Ok(journal_path)
-}
-
-/// Replay a journal backwards: moved files go back, copies are removed. Returns how many files were
-/// restored; operations that never happened (a crash mid-run) are skipped.
-pub fn undo(journal: &Path) -> Result<usize> {
-    let f = std::fs::File::open(journal).map_err(|e| Error::io(journal, e))?;
-    let mut ops = Vec::new();
-    for line in std::io::BufReader::new(f).lines() {
-        let line = line.map_err(|e| Error::io(journal, e))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let op: FileOp = serde_json::from_str(&line).map_err(|e| {
-            Error::Invalid(format!("{}: not a Shoebox journal: {e}", journal.display()))
+        let failed = |error: Error, w: &JournalWriter| ApplyFailed {
+            error,
+            journal: Some(w.journal()),
+        };
+        let (hash, size) =
+            files::hash_regular_file(&op.from).map_err(|e| failed(Error::io(&op.from, e), &w))?;
+        w.record(journal::Entry {
+            op: FileOp { size, ..op.clone() },
+            hash,
+        })
+        .map_err(|e| failed(e, &w))?;
+        let done = match op.op {
+            Action::Move => files::move_noreplace(&op.from, &op.to),
+            Action::Copy => files::copy_new(&op.from, &op.to),
+        };
+        done.map_err(|e| {
+            let error = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Invalid(format!("{} exists: not overwriting", op.to.display()))
+            } else {
+                Error::io(&op.from, e)
+            };
+            failed(error, &w)
         })?;
-        ops.push(op);
     }
-    let mut restored = 0;
-    for op in ops.iter().rev() {
-        if !op.to.exists() {
-            continue;
-        }
-        match op.op {
-            Action::Move => {
-                if op.from.exists() {
-                    return Err(Error::Invalid(format!(
-                        "cannot move {} back: {} exists again",
-                        op.to.display(),
-                        op.from.display()
-                    )));
-                }
-                if let Some(parent) = op.from.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-                }
-                move_file(&op.to, &op.from)?;
-            }
-            Action::Copy => std::fs::remove_file(&op.to).map_err(|e| Error::io(&op.to, e))?,
-        }
-        restored += 1;
-    }
-    // Remove label folders the run created and left empty.
-    let mut dirs: Vec<&Path> = ops.iter().filter_map(|o| o.to.parent()).collect();
-    dirs.sort();
-    dirs.dedup();
-    for d in dirs {
-        let _ = std::fs::remove_dir(d);
-    }
-    let done = journal.with_extension("undone");
-    std::fs::rename(journal, &done).map_err(|e| Error::io(journal, e))?;
-    Ok(restored)
+    Ok(w.journal())
 }
 
 #[cfg(test)]

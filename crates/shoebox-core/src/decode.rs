@@ -6,12 +6,25 @@ use std::path::Path;
 
 use image::{DynamicImage, ImageReader, Limits, RgbImage};
 
-use crate::catalog::PhotoMeta;
-
 /// Largest image (in pixels, before any reduced-size decode) Shoebox agrees to decode.
 pub const MAX_PIXELS: u64 = 200_000_000;
 /// Largest allocation a non-JPEG decoder may make.
 pub const MAX_ALLOC: u64 = 1 << 30;
+
+/// What reading a file taught about it: size, time, content hash, displayed dimensions, EXIF facts
+/// (what the catalog stores for a photo).
+#[derive(Debug, Clone, Default)]
+pub struct PhotoMeta {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub hash: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub orientation: Option<u16>,
+    pub taken_at: Option<String>,
+    pub camera_make: Option<String>,
+    pub camera_model: Option<String>,
+}
 
 /// A decoded, upright image plus what was learned about the file.
 pub struct Decoded {
@@ -221,12 +234,7 @@ pub fn decode_file(path: &Path, min_short: u32) -> Result<Decoded, String> {
     let bytes = std::fs::read(path).map_err(|e| read_reason(&e))?;
     let (image, mut meta) = decode_bytes(&bytes, min_short)?;
     meta.hash = blake3::hash(&bytes).as_bytes().to_vec();
-    meta.mtime_ns = md
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
+    meta.mtime_ns = crate::files::mtime_ns(&md).unwrap_or(0);
     Ok(Decoded { image, meta })
 }
 

@@ -36,6 +36,59 @@ pub enum Error {
     Locked(String),
     #[error("interrupted")]
     Interrupted,
+    /// A model that is neither in the Hugging Face cache nor a local folder, and could not be fetched.
+    #[error(
+        "{reason}. Shoebox needs the model {id} once: it is fetched from the Hugging Face hub into \
+         the Hugging Face cache ({}), or read from a local model folder holding {}",
+        cache.display(), files.join(", ")
+    )]
+    NotDownloaded {
+        id: String,
+        reason: String,
+        cache: PathBuf,
+        files: Vec<String>,
+    },
+    /// A compute device this build or machine does not have.
+    #[error("the {device} device is not available: {reason}")]
+    DeviceUnavailable {
+        device: &'static str,
+        reason: String,
+    },
+    /// A setting or option value that is not one of the known ones.
+    #[error("unknown {what} {value:?} (expected {expected})")]
+    UnknownValue {
+        what: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    /// No library folder was given and the platform has no data folder to put one in.
+    #[error("no library folder: this system has no data folder to keep one in")]
+    NoLibraryFolder,
+    /// A folder to add that does not exist or is not a folder.
+    #[error("{} is not a folder (it does not exist, or is a file)", .0.display())]
+    NotAFolder(PathBuf),
+    /// A folder to remove that is not one of the library's.
+    #[error("{} is not a folder of this library", .0.display())]
+    NotALibraryFolder(PathBuf),
+    /// A file that should be a photo of the library and is not (yet).
+    #[error("{} is not a photo of this library", .0.display())]
+    NotInLibrary(PathBuf),
+    /// A search with neither a query nor an example image.
+    #[error("nothing to search for: give a query or an example image")]
+    NothingToSearch,
+    /// Caption-text ranking asked for with image terms.
+    #[error("ranking by captions needs a text query without images; rank by CLIP for images")]
+    TextRankingNeedsText,
+    /// A search of a library that has no photos yet.
+    #[error("the library has no photos yet: add a folder and index it first")]
+    EmptyLibrary,
+    /// Sorting stopped after `done` files; the journal undoes them.
+    #[error("stopped after {done} files: {source} (the journal {} can undo them)", journal.display())]
+    PartlyApplied {
+        done: usize,
+        journal: PathBuf,
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -52,6 +105,15 @@ impl Error {
             Error::Invalid(_) => "invalid",
             Error::Locked(_) => "locked",
             Error::Interrupted => "interrupted",
+            Error::PartlyApplied { .. } => "partly_applied",
+            Error::NotDownloaded { .. } => "model_unavailable",
+            Error::DeviceUnavailable { .. } => "device_unavailable",
+            Error::UnknownValue { .. } => "invalid",
+            Error::NoLibraryFolder => "no_library_folder",
+            Error::NotAFolder(_) | Error::NotALibraryFolder(_) => "not_a_folder",
+            Error::NotInLibrary(_) => "not_in_library",
+            Error::NothingToSearch | Error::TextRankingNeedsText => "invalid",
+            Error::EmptyLibrary => "empty_library",
         }
     }
 

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use crate::error::Result;
+use crate::index::dot;
 use crate::models::text::TextEncoder;
 
 /// Longest candidate phrase, in words.
@@ -79,10 +80,6 @@ pub fn candidates(text: &str) -> Vec<String> {
     out
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 /// Index of the largest value (the first one on ties, NaN never wins), as numpy's argmax.
 fn argmax(values: impl Iterator<Item = (usize, f32)>) -> Option<usize> {
     let mut best: Option<(usize, f32)> = None;
@@ -145,7 +142,7 @@ pub fn select(
         .filter(|&i| doc_sim[i] >= threshold)
         .map(|i| (cands[i].0.clone(), doc_sim[i]))
         .collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out.sort_by(|a, b| crate::rank::higher_first(a.1, b.1));
     out
 }
 

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use crossbeam_channel::bounded;
 
-use crate::catalog::{Catalog, Outcome, PhotoMeta, WorkItem};
-use crate::decode::decode_file;
+use crate::catalog::{Catalog, Outcome, WorkItem};
+use crate::decode::{decode_file, PhotoMeta};
 use crate::error::Result;
 use crate::index::VectorIndex;
 use crate::models::clip::Clip;
@@ -76,10 +76,7 @@ fn prepare(item: &WorkItem, clip: &Clip, min_short: u32) -> Prepared {
             id: item.id,
             reason,
             size: md.as_ref().map(|m| m.len()),
-            mtime_ns: md
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_nanos() as i64),
+            mtime_ns: md.as_ref().and_then(crate::files::mtime_ns),
         }
     };
     // A panic in a decoder must cost one photo, not the run.

@@ -6,12 +6,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 use walkdir::WalkDir;
 
 use crate::catalog::{Catalog, FoundFile, KnownFile, Root, ScanChanges};
 use crate::error::Result;
+use crate::files;
 
 /// File extensions Shoebox indexes (lower case).
 pub const IMAGE_EXTENSIONS: &[&str] = &[
@@ -36,15 +36,11 @@ pub fn image_ext(path: &Path) -> Option<String> {
 }
 
 fn is_hidden(entry: &walkdir::DirEntry) -> bool {
-    entry.depth() > 0 && entry.file_name().as_encoded_bytes().first() == Some(&b'.')
+    entry.depth() > 0 && files::is_hidden(entry.file_name())
 }
 
 fn mtime_ns(md: &std::fs::Metadata) -> i64 {
-    md.modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    files::mtime_ns(md).unwrap_or(0)
 }
 
 /// Hash a whole file with blake3.

@@ -203,13 +203,15 @@ pub enum SearchMode {
 impl std::str::FromStr for SearchMode {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
+        match s.trim().to_ascii_lowercase().as_str() {
             "clip" => Ok(SearchMode::Clip),
             "text" => Ok(SearchMode::Text),
             "hybrid" => Ok(SearchMode::Hybrid),
-            other => Err(Error::Invalid(format!(
-                "unknown search mode {other:?} (clip, text, hybrid)"
-            ))),
+            other => Err(Error::UnknownValue {
+                what: "search mode",
+                value: other.to_string(),
+                expected: "clip, text, hybrid",
+            }),
         }
     }
 }
@@ -226,10 +228,15 @@ pub fn rrf(lists: &[&[(i64, f32)]], limit: usize) -> Vec<(i64, f32)> {
         }
     }
     let mut out: Vec<(i64, f32)> = acc.into_iter().collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.sort_by(crate::rank::by_score_desc);
     out.truncate(limit);
     out
 }
+
+/// Results a search returns when the request does not say.
+pub const DEFAULT_LIMIT: usize = 20;
+/// The most results one search returns.
+pub const MAX_LIMIT: usize = 5000;
 
 impl Default for SearchRequest {
     fn default() -> Self {
@@ -237,11 +244,98 @@ impl Default for SearchRequest {
             query: None,
             like: Vec::new(),
             filters: Filters::default(),
-            limit: 20,
+            limit: DEFAULT_LIMIT,
             min_score: None,
             sort: SortBy::Score,
             mode: None,
         }
+    }
+}
+
+/// A search as a person typed it (CLI flags, the app's search form), before normalization. Both
+/// front ends build their requests through [`SearchInput::into_request`], so the same input means
+/// the same search everywhere.
+#[derive(Debug, Clone, Default)]
+pub struct SearchInput {
+    pub query: Option<String>,
+    pub like: Vec<PathBuf>,
+    /// Folders (made canonical when they exist).
+    pub in_dirs: Vec<PathBuf>,
+    /// Dates as typed: YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS.
+    pub after: Option<String>,
+    pub before: Option<String>,
+    /// File types as typed: "jpg", ".PNG", "tiff".
+    pub types: Vec<String>,
+    /// Tags as typed (normalized as tags are stored).
+    pub tags: Vec<String>,
+    pub min_score: Option<f32>,
+    /// None: [`DEFAULT_LIMIT`]; at most [`MAX_LIMIT`].
+    pub limit: Option<usize>,
+    pub sort: SortBy,
+    pub mode: Option<SearchMode>,
+}
+
+fn nonblank(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl SearchInput {
+    /// The normalized request: blank fields dropped, dates and tags checked, types as bare lower-case
+    /// extensions, folders canonical, the limit bounded.
+    pub fn into_request(self) -> Result<SearchRequest> {
+        Ok(SearchRequest {
+            query: nonblank(&self.query).map(str::to_string),
+            like: self.like,
+            filters: Filters {
+                in_dirs: self
+                    .in_dirs
+                    .into_iter()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .map(|d| std::fs::canonicalize(&d).unwrap_or(d))
+                    .collect(),
+                after: nonblank(&self.after).map(parse_date_bound).transpose()?,
+                before: nonblank(&self.before).map(parse_date_bound).transpose()?,
+                types: self
+                    .types
+                    .iter()
+                    .map(|t| t.trim().trim_start_matches('.').to_ascii_lowercase())
+                    .filter(|t| !t.is_empty())
+                    .collect(),
+                tags: self
+                    .tags
+                    .iter()
+                    .filter(|t| !t.trim().is_empty())
+                    .map(|t| crate::tags::normalize_tag(t))
+                    .collect::<Result<_>>()?,
+            },
+            limit: self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
+            min_score: self.min_score,
+            sort: self.sort,
+            mode: self.mode,
+        })
+    }
+}
+
+impl std::str::FromStr for SortBy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "score" => Ok(SortBy::Score),
+            "date" => Ok(SortBy::Date),
+            other => Err(Error::UnknownValue {
+                what: "order",
+                value: other.to_string(),
+                expected: "score, date",
+            }),
+        }
+    }
+}
+
+/// A ranking as a person names it: `auto` (or nothing) lets the engine choose.
+pub fn parse_mode(s: &str) -> Result<Option<SearchMode>> {
+    match s.trim() {
+        "" | "auto" => Ok(None),
+        m => m.parse().map(Some),
     }
 }
 
@@ -283,7 +377,7 @@ pub fn exact_top_k(
         .into_iter()
         .map(|(id, v)| (id, crate::index::dot(query, &v)))
         .collect();
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.sort_by(crate::rank::by_score_desc);
     scored.truncate(k);
     scored
 }
@@ -299,6 +393,41 @@ pub fn allowed_ids(infos: &[PhotoInfo], filters: &Filters) -> HashSet<i64> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn search_input_is_normalized_one_way() {
+        let req = SearchInput {
+            query: Some("  ".into()),
+            types: vec![" .PNG".into(), "".into(), "Jpg".into()],
+            tags: vec!["  Beach  ".into(), " ".into()],
+            after: Some("2021".into()),
+            before: Some(" ".into()),
+            limit: Some(1_000_000),
+            ..Default::default()
+        }
+        .into_request()
+        .unwrap();
+        assert_eq!(req.query, None);
+        assert_eq!(req.filters.types, vec!["png", "jpg"]);
+        assert_eq!(req.filters.tags, vec!["beach"]);
+        assert_eq!(req.filters.after.as_deref(), Some("2021-01-01T00:00:00"));
+        assert_eq!(req.filters.before, None);
+        assert_eq!(req.limit, MAX_LIMIT);
+        assert_eq!(
+            SearchInput::default().into_request().unwrap().limit,
+            DEFAULT_LIMIT
+        );
+        assert!(SearchInput {
+            after: Some("last tuesday".into()),
+            ..Default::default()
+        }
+        .into_request()
+        .is_err());
+        assert_eq!(" Date".parse::<SortBy>().unwrap(), SortBy::Date);
+        assert_eq!(parse_mode("auto").unwrap(), None);
+        assert_eq!(parse_mode("HYBRID").unwrap(), Some(SearchMode::Hybrid));
+        assert_eq!(parse_mode("fuzzy").unwrap_err().code(), "invalid");
+    }
     use super::*;
 
     fn text(w: f32, s: &str) -> Term {

@@ -3,15 +3,11 @@
 //! hybrid search. All automatic work is resumable: the catalog marks each pass done per photo.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::keyphrase;
-use crate::library::{display_path, Library};
-use crate::models::hub;
-use crate::models::text::{TextEncoder, TEXT_FILES};
+use crate::rank::{higher_first, softmax};
 use crate::vocabulary;
 
 /// CLIP tags: a concept is kept when its probability (softmax over the whole vocabulary at CLIP's
@@ -27,11 +23,56 @@ pub const CAPTION_TAG_DIVERSITY: f32 = 0.5;
 /// … and kept when their cosine with the whole caption reaches this.
 pub const CAPTION_TAG_THRESHOLD: f32 = 0.3;
 
+/// Where a tag came from (stored in `tags.source`; the `source` of the `tags --json` shape).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TagSource {
+    /// A keyphrase of the photo's caption.
+    Caption,
+    /// A CLIP zero-shot concept of the vocabulary.
+    Clip,
+    /// Added by the user.
+    User,
+}
+
+impl TagSource {
+    /// The name stored in the catalog and shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TagSource::Caption => "caption",
+            TagSource::Clip => "clip",
+            TagSource::User => "user",
+        }
+    }
+}
+
+impl std::fmt::Display for TagSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for TagSource {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "caption" => Ok(TagSource::Caption),
+            "clip" => Ok(TagSource::Clip),
+            "user" => Ok(TagSource::User),
+            other => Err(Error::UnknownValue {
+                what: "tag source",
+                value: other.to_string(),
+                expected: "caption, clip, user",
+            }),
+        }
+    }
+}
+
 /// One tag of a photo (the `tags --json` element shape).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Tag {
     pub tag: String,
-    pub source: String,
+    pub source: TagSource,
     pub score: f32,
 }
 
@@ -100,238 +141,33 @@ pub fn vocabulary(libdir: &Path) -> Vec<String> {
 
 /// Softmax at `scale` over cosines, then the concepts at or above the threshold, best first.
 pub fn pick_clip_tags(cosines: &[f32], scale: f32, concepts: &[String]) -> Vec<(String, f32)> {
-    let m = cosines.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = cosines.iter().map(|c| ((c - m) * scale).exp()).collect();
-    let z: f32 = exps.iter().sum();
-    let mut picks: Vec<(String, f32)> = exps
-        .iter()
+    let logits: Vec<f32> = cosines.iter().map(|c| c * scale).collect();
+    let mut picks: Vec<(String, f32)> = softmax(&logits)
+        .into_iter()
         .zip(concepts)
-        .map(|(e, c)| (c.clone(), e / z))
+        .map(|(p, c)| (c.clone(), p))
         .filter(|(_, p)| *p >= CLIP_TAG_THRESHOLD)
         .collect();
-    picks.sort_by(|a, b| b.1.total_cmp(&a.1));
+    picks.sort_by(|a, b| higher_first(a.1, b.1));
     picks.truncate(CLIP_TAG_MAX);
     picks
-}
-
-impl Library {
-    /// The sentence encoder, loaded (and fetched if needed) on first use.
-    pub fn text_encoder(&self) -> Result<&TextEncoder> {
-        if let Some(t) = self.text.get() {
-            return Ok(t);
-        }
-        let dir = hub::resolve(&self.opts.text_model, TEXT_FILES, &self.opts.downloads)?;
-        let enc = TextEncoder::load(&dir, &self.opts.device.device()?)?;
-        Ok(self.text.get_or_init(|| enc))
-    }
-
-    /// The catalog name of the configured sentence encoder (no download).
-    pub fn text_model_name(&self) -> String {
-        hub::model_name(&self.opts.text_model)
-    }
-
-    /// Tag what is not tagged yet: CLIP tags for embedded photos; caption keyphrases and caption
-    /// embeddings for captioned photos (loading the sentence encoder only when there is such work).
-    pub fn tag_library(&mut self, cancel: &AtomicBool) -> Result<TagReport> {
-        self.lock_for_writing()?;
-        let mut report = TagReport::default();
-        report.clip_tagged = self.clip_tags(cancel)?;
-        if let Some((cap_model, _)) = self.catalog.find_model(&self.caption_model_name())? {
-            let work = |lib: &mut Library| -> Result<(usize, usize)> {
-                Ok((
-                    lib.caption_tags(cap_model, cancel)?,
-                    lib.embed_captions(cap_model, cancel)?,
-                ))
-            };
-            match work(self) {
-                Ok((t, e)) => {
-                    report.caption_tagged = t;
-                    report.captions_embedded = e;
-                }
-                // Offline without the sentence encoder: CLIP tags still work; say what is missing.
-                Err(Error::ModelUnavailable(why)) => {
-                    log::warn!("caption tags skipped: {why}");
-                    report.skipped = Some(why);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        report.interrupted = cancel.load(Ordering::Relaxed);
-        Ok(report)
-    }
-
-    fn clip_tags(&mut self, cancel: &AtomicBool) -> Result<usize> {
-        let Some((model_id, _)) = self.catalog.find_model(&self.model_name())? else {
-            return Ok(0);
-        };
-        let todo = self
-            .catalog
-            .undone("embeddings", model_id, "clip_tags", model_id)?;
-        if todo.is_empty() {
-            return Ok(0);
-        }
-        let concepts = vocabulary(self.dir());
-        let clip = self.clip()?;
-        let prompts: Vec<String> = concepts.iter().map(|c| vocabulary::prompt(c)).collect();
-        let mut text = Vec::with_capacity(prompts.len());
-        for chunk in prompts.chunks(64) {
-            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            text.extend(clip.embed_texts(&refs)?);
-        }
-        let scale = clip.logit_scale();
-        let mut done = 0;
-        for chunk in todo.chunks(256) {
-            let mut batch = Vec::with_capacity(chunk.len());
-            for id in chunk {
-                let Some(v) = self.catalog.embedding(model_id, *id)? else {
-                    continue;
-                };
-                let cos: Vec<f32> = text.iter().map(|t| crate::index::dot(&v, t)).collect();
-                batch.push((*id, pick_clip_tags(&cos, scale, &concepts)));
-            }
-            self.catalog
-                .set_auto_tags("clip", "clip_tags", model_id, &batch)?;
-            done += batch.len();
-            if cancel.load(Ordering::Relaxed) {
-                break;
-            }
-        }
-        Ok(done)
-    }
-
-    fn caption_tags(&mut self, cap_model: i64, cancel: &AtomicBool) -> Result<usize> {
-        let todo = self
-            .catalog
-            .undone("captions", cap_model, "caption_tags", cap_model)?;
-        if todo.is_empty() {
-            return Ok(0);
-        }
-        self.text_encoder()?;
-        let enc = self.text.get().expect("loaded above");
-        let mut done = 0;
-        for chunk in todo.chunks(64) {
-            let captions = self.catalog.captions(chunk, Some(cap_model))?;
-            let mut batch = Vec::with_capacity(chunk.len());
-            for id in chunk {
-                let Some(c) = captions.get(id) else { continue };
-                let picks = keyphrase::keyphrases(
-                    enc,
-                    c,
-                    CAPTION_TAG_TOP_N,
-                    CAPTION_TAG_DIVERSITY,
-                    CAPTION_TAG_THRESHOLD,
-                )?;
-                batch.push((*id, picks));
-            }
-            self.catalog
-                .set_auto_tags("caption", "caption_tags", cap_model, &batch)?;
-            done += batch.len();
-            if cancel.load(Ordering::Relaxed) {
-                break;
-            }
-        }
-        Ok(done)
-    }
-
-    fn embed_captions(&mut self, cap_model: i64, cancel: &AtomicBool) -> Result<usize> {
-        let text_name = self.text_model_name();
-        let known = self.catalog.find_model(&text_name)?.map(|m| m.0);
-        let todo = self
-            .catalog
-            .unembedded_captions(cap_model, known.unwrap_or(-1))?;
-        if todo.is_empty() {
-            return Ok(0);
-        }
-        self.text_encoder()?;
-        let enc = self.text.get().expect("loaded above");
-        let text_model = self.catalog.model_id(enc.name(), "text", enc.dim())?;
-        let mut done = 0;
-        for chunk in todo.chunks(32) {
-            let texts: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
-            let vecs = enc.embed(&texts)?;
-            let rows: Vec<(i64, Vec<f32>)> = chunk.iter().map(|(id, _)| *id).zip(vecs).collect();
-            self.catalog.set_text_embeddings(text_model, &rows)?;
-            done += rows.len();
-            if cancel.load(Ordering::Relaxed) {
-                break;
-            }
-        }
-        Ok(done)
-    }
-
-    fn photo_id_of(&self, path: &Path) -> Result<i64> {
-        let canon = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
-        self.catalog.photo_id_at(&canon)?.ok_or_else(|| {
-            Error::Invalid(format!(
-                "{} is not in the library (add its folder and run `shoebox index`)",
-                path.display()
-            ))
-        })
-    }
-
-    /// Add a user tag to photos of the library.
-    pub fn add_tag(&mut self, paths: &[PathBuf], tag: &str) -> Result<usize> {
-        self.lock_for_writing()?;
-        let tag = normalize_tag(tag)?;
-        let ids = paths
-            .iter()
-            .map(|p| self.photo_id_of(p))
-            .collect::<Result<Vec<_>>>()?;
-        for id in &ids {
-            self.catalog.add_user_tag(*id, &tag)?;
-        }
-        Ok(ids.len())
-    }
-
-    /// Remove a tag (any source) from photos for good; returns how many had it.
-    pub fn remove_tag(&mut self, paths: &[PathBuf], tag: &str) -> Result<usize> {
-        self.lock_for_writing()?;
-        let tag = normalize_tag(tag)?;
-        let ids = paths
-            .iter()
-            .map(|p| self.photo_id_of(p))
-            .collect::<Result<Vec<_>>>()?;
-        let mut n = 0;
-        for id in &ids {
-            n += self.catalog.remove_tag(*id, &tag)? as usize;
-        }
-        Ok(n)
-    }
-
-    /// The tags of library photos.
-    pub fn photo_tags(&self, paths: &[PathBuf]) -> Result<Vec<PhotoTags>> {
-        paths
-            .iter()
-            .map(|p| {
-                let id = self.photo_id_of(p)?;
-                let canon = std::fs::canonicalize(p).map_err(|e| Error::io(p, e))?;
-                Ok(PhotoTags {
-                    path: display_path(&canon),
-                    tags: self
-                        .catalog
-                        .photo_tags(id)?
-                        .into_iter()
-                        .map(|(tag, source, score)| Tag { tag, source, score })
-                        .collect(),
-                })
-            })
-            .collect()
-    }
-
-    /// Every tag in the library with its photo count, most common first.
-    pub fn all_tags(&self) -> Result<Vec<TagCount>> {
-        Ok(self
-            .catalog
-            .tag_counts()?
-            .into_iter()
-            .map(|(tag, count)| TagCount { tag, count })
-            .collect())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_sources_read_back_as_written() {
+        for s in [TagSource::Caption, TagSource::Clip, TagSource::User] {
+            assert_eq!(s.as_str().parse::<TagSource>().unwrap(), s);
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+        assert!("Clip".parse::<TagSource>().is_err());
+    }
 
     #[test]
     fn tags_are_normalized() {

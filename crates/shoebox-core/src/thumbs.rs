@@ -12,7 +12,6 @@ use serde::Serialize;
 
 use crate::decode::decode_file;
 use crate::error::{Error, Result};
-use crate::library::{display_path, Library};
 use crate::tags::Tag;
 
 /// Thumbnails are this many pixels on their short side (JPEG).
@@ -59,14 +58,9 @@ fn decode_error(path: &Path, reason: String) -> Error {
 }
 
 /// Where the thumbnail of `path` (as it is now: size and mtime) lives in the cache.
-fn cache_path(libdir: &Path, path: &Path) -> Result<PathBuf> {
+pub(crate) fn cache_path(libdir: &Path, path: &Path) -> Result<PathBuf> {
     let md = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    let mtime = md
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let mtime = crate::files::mtime_ns(&md).unwrap_or(0);
     let mut h = blake3::Hasher::new();
     h.update(RECIPE.as_bytes());
     h.update(path.as_os_str().as_encoded_bytes());
@@ -167,102 +161,6 @@ pub struct PruneReport {
     pub kept: usize,
     /// Thumbnails of files that are gone, changed since, or not in the library (dropped files).
     pub removed: usize,
-}
-
-impl Library {
-    /// Delete cached thumbnails that belong to no library photo as it is now (deleted, changed or
-    /// moved files, files dropped on the app). Thumbnails are made again on demand.
-    pub fn prune_thumbnails(&self) -> Result<PruneReport> {
-        let mut keep = std::collections::HashSet::new();
-        for root in self.catalog.roots()? {
-            for rel in self.catalog.known_files(root.id)?.keys() {
-                if let Ok(p) = cache_path(self.dir(), &root.path.join(rel)) {
-                    keep.insert(p);
-                }
-            }
-        }
-        let mut report = PruneReport::default();
-        let top = thumbs_dir(self.dir());
-        let Ok(shards) = std::fs::read_dir(&top) else {
-            return Ok(report);
-        };
-        for shard in shards.flatten() {
-            let shard = shard.path();
-            let Ok(files) = std::fs::read_dir(&shard) else {
-                continue;
-            };
-            for f in files.flatten() {
-                let f = f.path();
-                if keep.contains(&f) {
-                    report.kept += 1;
-                } else if std::fs::remove_file(&f).is_ok() {
-                    report.removed += 1;
-                }
-            }
-            // Only succeeds when the shard is empty now.
-            let _ = std::fs::remove_dir(&shard);
-        }
-        Ok(report)
-    }
-
-    /// Whether `path` (after following links) is a photo of this library.
-    pub fn is_photo(&self, path: &Path) -> Result<bool> {
-        let Ok(canon) = std::fs::canonicalize(path) else {
-            return Ok(false);
-        };
-        Ok(self.catalog.photo_id_at(&canon)?.is_some())
-    }
-
-    /// The cached thumbnail of an image file (see [`thumbnail`]), in this library's `thumbs/`.
-    pub fn thumbnail(&self, path: &Path) -> Result<PathBuf> {
-        thumbnail(self.dir(), path)
-    }
-
-    /// Details of a library photo for the photo view.
-    pub fn photo_details(&self, path: &Path) -> Result<PhotoDetails> {
-        let canon = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
-        let not_found =
-            || Error::Invalid(format!("{} is not a photo of this library", path.display()));
-        let id = self.catalog.photo_id_at(&canon)?.ok_or_else(not_found)?;
-        let info = self
-            .catalog
-            .photo_infos(&[id])?
-            .remove(&id)
-            .ok_or_else(not_found)?;
-        let caption_model = self
-            .catalog
-            .find_model(&self.caption_model_name())?
-            .map(|m| m.0);
-        let caption = self.catalog.captions(&[id], caption_model)?.remove(&id);
-        let mut tags: Vec<Tag> = Vec::new();
-        for (tag, source, score) in self.catalog.photo_tags(id)? {
-            if !tags.iter().any(|t| t.tag == tag) {
-                tags.push(Tag { tag, source, score });
-            }
-        }
-        let camera = match (&info.camera_make, &info.camera_model) {
-            (Some(make), Some(model)) if model.starts_with(make.as_str()) => Some(model.clone()),
-            (Some(make), Some(model)) => Some(format!("{make} {model}")),
-            (a, b) => a.clone().or_else(|| b.clone()),
-        };
-        Ok(PhotoDetails {
-            path: display_path(&info.path),
-            name: info
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            folder: info.path.parent().map(display_path).unwrap_or_default(),
-            size_bytes: std::fs::metadata(&info.path).ok().map(|m| m.len()),
-            width: info.width,
-            height: info.height,
-            date: crate::search::photo_date(&info),
-            taken_at: info.taken_at,
-            camera,
-            caption,
-            tags,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 use common::{cosine, fixtures, floats, labels};
+use shoebox_core::captions::caption_image_file;
 use shoebox_core::models::caption::{CaptionOptions, Captioner, CAPTION_FILES};
 use shoebox_core::models::hub;
 use shoebox_core::Error;
@@ -70,7 +71,7 @@ fn check_greedy(name: &str, greedy_key: Option<&str>) -> usize {
         assert_eq!(got.text, want["caption"].as_str().unwrap(), "{name} {key}");
         // Through the file: our decoding and preprocessing must give the same caption.
         let file = fixtures().join("data").join(img["file"].as_str().unwrap());
-        let from_file = cap.caption_file(&file, &greedy()).unwrap();
+        let from_file = caption_image_file(&cap, &file, &greedy()).unwrap();
         assert_eq!(
             from_file.text,
             want["caption"].as_str().unwrap(),
@@ -153,8 +154,8 @@ fn cross_attention_cache_changes_nothing() {
             ..greedy()
         };
         for (file, _, _) in labels().into_iter().take(5) {
-            let a = cap.caption_file(&file, &greedy()).unwrap();
-            let b = cap.caption_file(&file, &uncached).unwrap();
+            let a = caption_image_file(&cap, &file, &greedy()).unwrap();
+            let b = caption_image_file(&cap, &file, &uncached).unwrap();
             assert_eq!(a.tokens, b.tokens, "{name} {file:?}");
         }
     }
@@ -168,7 +169,7 @@ fn shape_images_are_captioned_with_their_color_and_shape() {
         let mut right = 0;
         let mut wrong = Vec::new();
         for (file, color, shape) in &data {
-            let c = cap.caption_file(file, &greedy()).unwrap();
+            let c = caption_image_file(&cap, file, &greedy()).unwrap();
             let words: Vec<&str> = c.text.split(' ').collect();
             if words.contains(&color.as_str()) && words.contains(&shape.as_str()) {
                 right += 1;
@@ -196,7 +197,7 @@ fn a_corrupt_image_is_a_clear_error_and_the_next_one_still_works() {
     let zero = tmp.path().join("zero.png");
     std::fs::write(&zero, b"").unwrap();
     for f in [&bad, &zero] {
-        match cap.caption_file(f, &greedy()) {
+        match caption_image_file(&cap, f, &greedy()) {
             Err(Error::Decode { path, reason }) => {
                 assert_eq!(&path, f);
                 assert!(!reason.is_empty());
@@ -205,7 +206,7 @@ fn a_corrupt_image_is_a_clear_error_and_the_next_one_still_works() {
         }
     }
     assert_eq!(
-        cap.caption_file(&good, &greedy()).unwrap().text,
+        caption_image_file(&cap, &good, &greedy()).unwrap().text,
         "a red circle"
     );
 }
@@ -258,7 +259,7 @@ fn quantized_blip_gguf_still_captions_the_shapes() {
     let right = data
         .iter()
         .filter(|(file, color, shape)| {
-            cap.caption_file(file, &greedy()).unwrap().text == format!("a {color} {shape}")
+            caption_image_file(&cap, file, &greedy()).unwrap().text == format!("a {color} {shape}")
         })
         .count();
     println!("q8_0 BLIP: {right}/{} exact captions", data.len());

@@ -267,7 +267,7 @@ fn a_file_deleted_before_it_is_read_is_recorded() {
     .unwrap();
     assert_eq!((r.embedded, r.failed), (1, 1));
     let f = cat.failures().unwrap();
-    assert!(f[0].1.contains("vanished"), "{f:?}");
+    assert!(f[0].reason.contains("vanished"), "{f:?}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use image::RgbImage;
 use serde_json::Value;
 use tokenizers::Tokenizer;
 
+use super::batch::pixel_batch;
 use super::blip::{BlipConfig, BlipTextDecoder, BlipVision};
 use super::checked::checked_var_builder;
 use super::generate::{generate, Decoder, Generation, Sequence};
@@ -260,19 +261,7 @@ impl Captioner {
 
     /// Run the vision encoder on preprocessed images: `[b, tokens, hidden]`.
     pub fn encode(&self, batch: &[Vec<f32>]) -> Result<Tensor> {
-        let s = self.image_size;
-        let mut flat = Vec::with_capacity(batch.len() * 3 * s * s);
-        for px in batch {
-            if px.len() != 3 * s * s {
-                return Err(Error::Invalid(format!(
-                    "pixel tensor has {} values, expected {}",
-                    px.len(),
-                    3 * s * s
-                )));
-            }
-            flat.extend_from_slice(px);
-        }
-        let t = Tensor::from_vec(flat, (batch.len(), 3, s, s), &self.device)?;
+        let t = pixel_batch(batch, self.image_size, &self.device)?;
         match &self.arch {
             Arch::Blip { vision, .. } => vision.forward(&t),
             Arch::VitGpt2 { encoder, .. } => encoder.forward(&t),
@@ -331,17 +320,6 @@ impl Captioner {
     pub fn caption_image(&self, img: &RgbImage, o: &CaptionOptions) -> Result<Caption> {
         let px = self.preprocess(img)?;
         Ok(self.caption_pixels(&[px], o)?.remove(0))
-    }
-
-    /// Caption an image file (any format Shoebox decodes, EXIF orientation applied).
-    pub fn caption_file(&self, path: &Path, o: &CaptionOptions) -> Result<Caption> {
-        let d = crate::decode::decode_file(path, self.decode_short_side()).map_err(|reason| {
-            Error::Decode {
-                path: path.to_path_buf(),
-                reason,
-            }
-        })?;
-        self.caption_image(&d.image, o)
     }
 
     /// Caption text for generated tokens: special tokens dropped, trimmed.

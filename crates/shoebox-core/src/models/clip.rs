@@ -17,6 +17,7 @@ use image::RgbImage;
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use super::batch::{pixel_batch, tokenize, tokenize_padded};
 use super::checked::checked_var_builder;
 use super::hub::ModelDir;
 use super::preprocess::ImageProcessor;
@@ -378,11 +379,7 @@ impl Clip {
 
     /// Token ids as the model sees them (truncated to max_position_embeddings, final end token kept).
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .tokenizer
-            .encode(text, true)
-            .map_err(|e| Error::Model(format!("tokenize: {e}")))?;
-        Ok(enc.get_ids().to_vec())
+        tokenize(&self.tokenizer, text)
     }
 
     /// Embed preprocessed images (each CHW, from [`Clip::preprocess`]); L2-normalized.
@@ -390,19 +387,7 @@ impl Clip {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let s = self.image_size;
-        let mut flat = Vec::with_capacity(batch.len() * 3 * s * s);
-        for px in batch {
-            if px.len() != 3 * s * s {
-                return Err(Error::Invalid(format!(
-                    "pixel tensor has {} values, expected {}",
-                    px.len(),
-                    3 * s * s
-                )));
-            }
-            flat.extend_from_slice(px);
-        }
-        let t = Tensor::from_vec(flat, (batch.len(), 3, s, s), &self.device)?;
+        let t = pixel_batch(batch, self.image_size, &self.device)?;
         let feats = self.vision_tower()?.embed(&t)?;
         to_normalized_rows(&feats)
     }
@@ -412,23 +397,10 @@ impl Clip {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<Vec<u32>> = texts
-            .iter()
-            .map(|t| self.tokenize(t))
-            .collect::<Result<_>>()?;
-        let len = ids.iter().map(Vec::len).max().unwrap_or(1);
         // Pad after the end token with 0: the causal mask hides padding from the text, and pooling
         // (argmax of ids) still finds the end token, the largest id.
-        let flat: Vec<u32> = ids
-            .iter()
-            .flat_map(|v| {
-                v.iter()
-                    .copied()
-                    .chain(std::iter::repeat_n(0, len - v.len()))
-            })
-            .collect();
-        let t = Tensor::from_vec(flat, (ids.len(), len), &self.device)?;
-        let feats = self.text_tower()?.embed(&t)?;
+        let batch = tokenize_padded(&self.tokenizer, texts, 0, &self.device)?;
+        let feats = self.text_tower()?.embed(&batch.ids)?;
         to_normalized_rows(&feats)
     }
 }

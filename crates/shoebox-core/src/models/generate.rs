@@ -5,6 +5,7 @@
 use candle_core::{DType, IndexOp, Tensor, D};
 
 use crate::error::{Error, Result};
+use crate::rank::{by_score_desc, higher_first, log_softmax_at};
 
 /// Per-sequence decoding state: the self-attention cache (batch = live beams) and the image's
 /// cross-attention keys/values (batch 1, shared by every beam).
@@ -187,7 +188,7 @@ fn beam_search(
                 cand.push((base + lpv, b, tok as u32));
             }
         }
-        cand.sort_by(|a, b| b.0.total_cmp(&a.0));
+        cand.sort_by(|a, b| higher_first(a.0, b.0));
         cand.truncate(2 * nb);
         let mut next: Vec<(Vec<u32>, f32)> = Vec::new();
         let mut keep: Vec<u32> = Vec::new();
@@ -214,7 +215,7 @@ fn beam_search(
                 break;
             }
         }
-        done.sort_by(|a, b| b.score.total_cmp(&a.score));
+        done.sort_by(|a, b| higher_first(a.score, b.score));
         done.truncate(nb);
         let gen_len = step + 1;
         // transformers' heuristic (early_stopping=False): stop once no live beam can beat the worst
@@ -240,7 +241,7 @@ fn beam_search(
             score: normalized(s, gen),
         });
     }
-    done.sort_by(|a, b| b.score.total_cmp(&a.score));
+    done.sort_by(|a, b| higher_first(a.score, b.score));
     done.truncate(nb);
     Ok(done
         .into_iter()
@@ -292,18 +293,12 @@ fn argmax(row: &[f32]) -> usize {
     best
 }
 
-fn log_softmax_at(row: &[f32], i: usize) -> f32 {
-    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = row.iter().map(|x| (x - m).exp()).sum::<f32>().ln() + m;
-    row[i] - lse
-}
-
 fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
     let mut idx: Vec<usize> = (0..row.len()).collect();
     let k = k.min(row.len());
-    idx.select_nth_unstable_by(k.saturating_sub(1), |&a, &b| row[b].total_cmp(&row[a]));
+    idx.select_nth_unstable_by(k.saturating_sub(1), |&a, &b| higher_first(row[a], row[b]));
     let mut out: Vec<(usize, f32)> = idx[..k].iter().map(|&i| (i, row[i])).collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.sort_by(by_score_desc);
     out
 }
 

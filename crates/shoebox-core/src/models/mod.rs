@@ -1,6 +1,7 @@
 //! Models: where their files come from (hub or local folder), checked weight loading,
 //! image preprocessing, generation, and the model implementations (CLIP, BLIP, ViT-GPT2).
 
+pub mod batch;
 pub mod blip;
 pub mod caption;
 pub mod checked;
@@ -29,32 +30,42 @@ pub enum DeviceChoice {
 impl std::str::FromStr for DeviceChoice {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
+        match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(DeviceChoice::Auto),
             "cpu" => Ok(DeviceChoice::Cpu),
             "cuda" => Ok(DeviceChoice::Cuda),
             "metal" => Ok(DeviceChoice::Metal),
-            other => Err(Error::Invalid(format!(
-                "unknown device {other:?} (auto, cpu, cuda, metal)"
-            ))),
+            other => Err(Error::UnknownValue {
+                what: "device",
+                value: other.to_string(),
+                expected: "auto, cpu, cuda, metal",
+            }),
         }
     }
 }
 
 impl DeviceChoice {
+    /// The name [`DeviceChoice::from_str`] reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceChoice::Auto => "auto",
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Cuda => "cuda",
+            DeviceChoice::Metal => "metal",
+        }
+    }
+
     /// The candle device: `auto` takes CUDA or Metal when built in and present, else the CPU.
     pub fn device(self) -> Result<Device> {
         match self {
             DeviceChoice::Cpu => Ok(Device::Cpu),
-            DeviceChoice::Cuda => Device::new_cuda(0).map_err(|e| {
-                Error::Invalid(format!(
-                    "--device cuda: {e} (build with `--features cuda` on a machine with CUDA)"
-                ))
+            DeviceChoice::Cuda => Device::new_cuda(0).map_err(|e| Error::DeviceUnavailable {
+                device: "cuda",
+                reason: e.to_string(),
             }),
-            DeviceChoice::Metal => Device::new_metal(0).map_err(|e| {
-                Error::Invalid(format!(
-                    "--device metal: {e} (build with `--features metal` on macOS)"
-                ))
+            DeviceChoice::Metal => Device::new_metal(0).map_err(|e| Error::DeviceUnavailable {
+                device: "metal",
+                reason: e.to_string(),
             }),
             DeviceChoice::Auto => {
                 if candle_core::utils::cuda_is_available() {

@@ -1,11 +1,12 @@
 //! Sentence embeddings on candle's BERT, matching sentence-transformers (mean pooling over the
 //! attention mask, then L2 normalization) for all-MiniLM-L6-v2 and other BERT sentence encoders.
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, D};
 use candle_transformers::models::bert::{BertModel, Config};
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use super::batch::{tokenize, tokenize_padded};
 use super::checked::checked_var_builder;
 use super::clip::to_normalized_rows;
 use super::hub::ModelDir;
@@ -132,11 +133,7 @@ impl TextEncoder {
 
     /// Token ids as the model sees them: [CLS] … [SEP], truncated to `max_seq_length`, unpadded.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .tokenizer
-            .encode(text, true)
-            .map_err(|e| Error::Model(format!("tokenize: {e}")))?;
-        Ok(enc.get_ids().to_vec())
+        tokenize(&self.tokenizer, text)
     }
 
     /// Embed texts as L2-normalized sentence vectors (one row per text; empty in, empty out).
@@ -144,22 +141,8 @@ impl TextEncoder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<Vec<u32>> = texts
-            .iter()
-            .map(|t| self.tokenize(t))
-            .collect::<Result<_>>()?;
-        let n = ids.len();
-        let len = ids.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        let mut flat_ids = Vec::with_capacity(n * len);
-        let mut flat_mask = Vec::with_capacity(n * len);
-        for v in &ids {
-            flat_ids.extend_from_slice(v);
-            flat_ids.extend(std::iter::repeat_n(self.pad_id, len - v.len()));
-            flat_mask.extend(std::iter::repeat_n(1u32, v.len()));
-            flat_mask.extend(std::iter::repeat_n(0u32, len - v.len()));
-        }
-        let input_ids = Tensor::from_vec(flat_ids, (n, len), &self.device)?;
-        let mask = Tensor::from_vec(flat_mask, (n, len), &self.device)?;
+        let batch = tokenize_padded(&self.tokenizer, texts, self.pad_id, &self.device)?;
+        let (input_ids, mask) = (batch.ids, batch.mask);
         let token_type_ids = input_ids.zeros_like()?;
         let hidden = self
             .model

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use divan::{black_box, Bencher};
-use shoebox_core::bench::{photo_like_queries, photo_like_vectors, CLIP_B32_PREPROCESSOR};
+use shoebox_bench::{photo_like_queries, photo_like_vectors, CLIP_B32_PREPROCESSOR};
 use shoebox_core::index::VectorIndex;
 use shoebox_core::models::clip::{Clip, CLIP_FILES};
 use shoebox_core::models::hub;

@@ -4,19 +4,41 @@
 //! hnsw_rs builds and saves the graph; its own search keeps every candidate behind reference-counted
 //! pointers and locks, so a query spends more time on bookkeeping and waiting for memory than on
 //! distances. This walk visits the same graph in the same order with none of that.
+//!
+//! [`WalkCell`] holds an index's current copy and its upkeep (made in the background, thrown away
+//! when the graph changes).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::Write;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use hnsw_rs::prelude::Hnsw;
 
-use crate::index::{dot_i8, CodeDistance};
+use super::kernels::{dot_i8, CodeDistance};
 
 const MAGIC: [u8; 8] = *b"SBWALK02";
 /// Header words: magic (2), dim, slots, entry, upper layers, links, upper-layer words.
 const HEADER: usize = 8;
+
+pub(super) type WalkCell = Arc<Mutex<Walk>>;
+
+/// The graph's flat copy for searching, and its upkeep.
+#[derive(Default)]
+pub(super) struct Walk {
+    pub(super) flat: Option<Arc<FlatGraph>>,
+    /// Bumped whenever the graph changes: a copy made from an older graph is thrown away.
+    pub(super) version: u64,
+    /// The thread making a copy in the background (joined before the graph changes: it reads it).
+    pub(super) builder: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Walk {
+    pub(super) fn building(&self) -> bool {
+        self.builder.as_ref().is_some_and(|h| !h.is_finished())
+    }
+}
 
 /// The graph's links and codes, by slot (hnsw_rs data id), in one buffer laid out as the file
 /// `walk.bin` is (so a saved one is memory-mapped as is): the header, the codes row after row
@@ -243,7 +265,7 @@ impl FlatGraph {
             let mut off = 0;
             while off < self.dim {
                 // SAFETY: prefetching is a hint and never faults.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off) as *const i8) };
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) };
                 off += 64;
             }
         }

@@ -17,9 +17,10 @@ use notify::{PollWatcher, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{new_debouncer_opt, DebounceEventResult, Debouncer, RecommendedCache};
 use serde::{Deserialize, Serialize};
 
+use super::{IndexReport, Library};
 use crate::captions::CaptionReport;
 use crate::error::{Error, Result};
-use crate::library::{IndexReport, Library};
+use crate::files::is_hidden;
 use crate::models::caption::CaptionOptions;
 use crate::pipeline::PipelineOptions;
 
@@ -163,12 +164,7 @@ impl Watchers {
 /// library kept inside a watched folder would otherwise loop.
 fn concerns(path: &std::path::Path, root: &std::path::Path, libdir: &std::path::Path) -> bool {
     match path.strip_prefix(root) {
-        Ok(rel) => {
-            !path.starts_with(libdir)
-                && !rel
-                    .components()
-                    .any(|c| c.as_os_str().as_encoded_bytes().first() == Some(&b'.'))
-        }
+        Ok(rel) => !path.starts_with(libdir) && !rel.components().any(|c| is_hidden(c.as_os_str())),
         Err(_) => false,
     }
 }

@@ -1,0 +1,237 @@
+//! The query library in use: opening it (catalog + saved index) and searching right away, text
+//! queries in a running process as the app holds it (both CLIP towers, the index in memory) with
+//! their peak memory, and a fresh `shoebox search` process's first query.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use shoebox_core::index::VectorIndex;
+use shoebox_core::models::DeviceChoice;
+use shoebox_core::search::SearchRequest;
+use shoebox_core::{Error, Library, Result};
+
+use super::Run;
+use crate::files::io;
+use crate::report::{percentile, round};
+use crate::rss::{peak_rss_mb, proc_hwm_mb, reset_peak_rss};
+use crate::vectors::photo_like_queries;
+
+/// The library of photo-like vectors the query figures are taken on, and its saved index.
+pub(super) struct QueryLibrary {
+    pub(super) dir: PathBuf,
+    pub(super) index_dir: PathBuf,
+}
+
+const QUERIES: &[&str] = &[
+    "a dog running on the beach",
+    "kids on a beach at sunset",
+    "birthday cake with candles",
+    "snowy mountain landscape",
+    "a red car parked in the street",
+    "receipt",
+    "two cats sleeping on a sofa",
+    "city skyline at night",
+    "wedding photo in a garden",
+    "a plate of pasta",
+    "people hiking in the forest",
+    "old black and white family portrait",
+];
+
+/// A text query for the top 10.
+fn request(q: &str) -> SearchRequest {
+    SearchRequest {
+        query: Some(q.to_string()),
+        limit: 10,
+        ..SearchRequest::default()
+    }
+}
+
+impl Run<'_> {
+    /// Milliseconds to open the library and load its saved index (no rebuild); then how fast the
+    /// mapped walk answers at once, and how long hnsw_rs's graph takes to load for a change.
+    pub(super) fn time_open(&mut self, library: &QueryLibrary, dim: usize) -> Result<f64> {
+        self.progress("timing library open (catalog + persisted index)");
+        let t = Instant::now();
+        let lib = Library::open(self.lib_opts(library.dir.clone()))?;
+        let loaded = VectorIndex::load(&library.index_dir, &self.clip.name, dim)?;
+        let in_step = loaded.generation == lib.catalog().generation()?;
+        let open_ms = t.elapsed().as_secs_f64() * 1e3;
+        if !in_step || loaded.len() != self.opts.vectors {
+            return Err(Error::Index(format!(
+                "the persisted index is not in step with the catalog ({} vectors)",
+                loaded.len()
+            )));
+        }
+        // Searches walk the mapped flat copy of the graph at once.
+        self.note("walk_mapped_at_open", json!(loaded.walk_is_mapped()));
+        let q = photo_like_queries(20, dim, 1);
+        let t_first = Instant::now();
+        for row in q.chunks_exact(dim) {
+            loaded.search(row, 10, None);
+        }
+        self.note(
+            "search_right_after_open_us",
+            json!(round(t_first.elapsed().as_secs_f64() * 1e6 / 20.0, 1)),
+        );
+        // hnsw_rs's graph is loaded only to change the index (a save after new photos).
+        let t_graph = Instant::now();
+        loaded.wait_for_graph()?;
+        self.note(
+            "graph_load_for_changes_ms",
+            json!(round(t_graph.elapsed().as_secs_f64() * 1e3, 1)),
+        );
+        Ok(open_ms)
+    }
+
+    /// Text queries in this process, ViT-B/32 (both towers) and the index held as the app holds
+    /// them: (p50 ms, p95 ms, peak RSS in MiB since the phase began).
+    pub(super) fn time_queries(
+        &mut self,
+        library: &QueryLibrary,
+    ) -> Result<(f64, f64, Option<f64>)> {
+        self.progress("timing text queries (Library::search)");
+        let bench_peak_so_far = peak_rss_mb();
+        if let Some(mb) = reset_peak_rss() {
+            self.note("rss_before_app_phase_mb", json!(round(mb, 1)));
+        }
+        let mut lib = Library::open(self.lib_opts(library.dir.clone()))?;
+        let t = Instant::now();
+        let first = lib.search(&request(QUERIES[0]))?;
+        self.note(
+            "first_query_in_process_ms",
+            json!(round(t.elapsed().as_secs_f64() * 1e3, 1)),
+        );
+        if first.results.len() != 10 {
+            return Err(Error::Invalid(format!(
+                "a query over {} vectors returned {} results",
+                self.opts.vectors,
+                first.results.len()
+            )));
+        }
+        // Steady state: the graph in memory and the vision tower loaded too.
+        lib.wait_for_index()?;
+        lib.clip()?.load_vision()?;
+        let mut ms = Vec::new();
+        for i in 0..40 {
+            let t = Instant::now();
+            lib.search(&request(QUERIES[i % QUERIES.len()]))?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        ms.sort_by(f64::total_cmp);
+        let (p50_ms, p95_ms) = (percentile(&ms, 0.50), percentile(&ms, 0.95));
+        let app_peak_rss = peak_rss_mb();
+        drop(lib);
+        if let Some(mb) = bench_peak_so_far {
+            self.note("bench_process_peak_rss_mb", json!(round(mb, 1)));
+        }
+        Ok((p50_ms, p95_ms, app_peak_rss))
+    }
+
+    /// Milliseconds from starting a fresh `shoebox search … --json` process to its answer (in this
+    /// process when no binary is given).
+    pub(super) fn time_first_query(&mut self, library: &QueryLibrary) -> Result<f64> {
+        self.progress("timing a fresh process's first query");
+        let Some(exe) = self.opts.exe.clone() else {
+            let t = Instant::now();
+            let mut lib = Library::open(self.lib_opts(library.dir.clone()))?;
+            lib.search(&request(QUERIES[1]))?;
+            self.note("first_query", json!("in process (no binary given)"));
+            return Ok(t.elapsed().as_secs_f64() * 1e3);
+        };
+        let (ms, exit_ms, rss) = first_query_process(
+            &exe,
+            &library.dir,
+            &self.clip.name,
+            self.opts.device,
+            QUERIES[1],
+        )?;
+        self.note("first_query_exit_ms", json!(round(exit_ms, 1)));
+        self.note(
+            "first_query",
+            json!("fresh `shoebox search --json` process"),
+        );
+        if let Some(mb) = rss {
+            self.note("search_process_peak_rss_mb", json!(round(mb, 1)));
+        }
+        Ok(ms)
+    }
+}
+
+fn device_flag(d: DeviceChoice) -> &'static str {
+    match d {
+        DeviceChoice::Auto => "auto",
+        DeviceChoice::Cpu => "cpu",
+        DeviceChoice::Cuda => "cuda",
+        DeviceChoice::Metal => "metal",
+    }
+}
+
+/// Run `shoebox search QUERY --json` on the library; (milliseconds to its answer, to its exit, its
+/// peak RSS in MiB as last seen while it ran).
+fn first_query_process(
+    exe: &Path,
+    lib: &Path,
+    model: &str,
+    device: DeviceChoice,
+    query: &str,
+) -> Result<(f64, f64, Option<f64>)> {
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--library")
+        .arg(lib)
+        .arg("--clip-model")
+        .arg(model)
+        .arg("--device")
+        .arg(device_flag(device))
+        .arg("-q")
+        .args(["search", query, "--json", "--limit", "10"])
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("SHOEBOX_LIBRARY")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let t = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| io(exe, e))?;
+    let status_file = PathBuf::from(format!("/proc/{}/status", child.id()));
+    // The answer is one JSON line: the clock stops when it arrives (the process may take longer
+    // to exit, tearing down what it loaded).
+    let stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut line = String::new();
+        let mut r = std::io::BufReader::new(stdout);
+        let _ = std::io::BufRead::read_line(&mut r, &mut line);
+        let at = Instant::now();
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut r, &mut rest);
+        (line, at)
+    });
+    let mut hwm = None;
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| io(exe, e))? {
+            break st;
+        }
+        if let Some(mb) = proc_hwm_mb(&status_file) {
+            hwm = Some(mb);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    let exit_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (line, answered) = reader
+        .join()
+        .map_err(|_| Error::Invalid("reading `shoebox search` output failed".into()))?;
+    let ms = answered.duration_since(t).as_secs_f64() * 1e3;
+    let out = child.wait_with_output().map_err(|e| io(exe, e))?;
+    if !status.success() {
+        return Err(Error::Invalid(format!(
+            "`shoebox search` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let v: Value = serde_json::from_str(&line)
+        .map_err(|e| Error::Invalid(format!("`shoebox search --json` printed no JSON: {e}")))?;
+    let n = v["results"].as_array().map(Vec::len).unwrap_or(0);
+    if n == 0 {
+        return Err(Error::Invalid("`shoebox search` found nothing".into()));
+    }
+    Ok((ms, exit_ms, hwm))
+}

@@ -1,0 +1,352 @@
+//! The library: one folder holding the catalog and the derived indexes, and every operation the CLI
+//! and the desktop app perform on it (add/remove folders, index, status, search).
+//!
+//! Architecture Invariant: the CLI and the app call only these functions; neither touches the catalog,
+//! the models or the index directly.
+
+mod captions;
+mod classify;
+mod indexing;
+mod search;
+mod tags;
+mod thumbs;
+pub mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use fs4::fs_std::FileExt;
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::files::display_path;
+use crate::index::VectorIndex;
+use crate::models::caption::Captioner;
+use crate::models::clip::{Clip, CLIP_FILES};
+use crate::models::text::TextEncoder;
+use crate::models::{hub, DeviceChoice};
+use crate::pipeline::PipelineReport;
+use crate::scan::{self, ScanReport};
+
+/// How to open a library.
+#[derive(Debug, Clone)]
+pub struct LibraryOptions {
+    /// The library folder (catalog, indexes).
+    pub dir: PathBuf,
+    /// CLIP model: hub id or local folder.
+    pub clip_model: String,
+    /// Captioning model (BLIP or ViT-GPT2): hub id or local folder.
+    pub caption_model: String,
+    /// Sentence encoder (tags from captions, hybrid search): hub id or local folder.
+    pub text_model: String,
+    pub device: DeviceChoice,
+    /// How model downloads show progress (terminal bars, reports to the app, or nothing).
+    pub downloads: hub::DownloadProgress,
+}
+
+/// `status` (the `status --json` shape).
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub library: String,
+    pub model: String,
+    pub folders: Vec<FolderStatus>,
+    pub photos: PhotoCounts,
+    pub index: IndexStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<Failure>>,
+    /// Present while a `watch` runs on this library.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<watch::WatchState>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FolderStatus {
+    pub path: String,
+    pub photos: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PhotoCounts {
+    pub indexed: u64,
+    pub pending: u64,
+    pub failed: u64,
+    /// Photos with a caption from the configured captioning model.
+    pub captioned: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexStatus {
+    pub vectors: u64,
+    pub fresh: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub path: String,
+    pub reason: String,
+}
+
+/// What `index` did.
+#[derive(Debug, Clone, Default)]
+pub struct IndexReport {
+    pub scan: ScanReport,
+    pub pipeline: PipelineReport,
+    /// Tags and caption embeddings made after embedding (`index` only; the watcher tags separately).
+    pub tags: crate::tags::TagReport,
+}
+
+/// The value in `cell`, loaded by `load` on first use. A failed load leaves the cell empty, so the
+/// next call tries again; two threads loading at once both load, and the first value stays.
+pub(crate) fn get_or_load<T>(cell: &OnceLock<T>, load: impl FnOnce() -> Result<T>) -> Result<&T> {
+    if let Some(v) = cell.get() {
+        return Ok(v);
+    }
+    let v = load()?;
+    Ok(cell.get_or_init(|| v))
+}
+
+/// An open library.
+pub struct Library {
+    pub(crate) opts: LibraryOptions,
+    pub(crate) catalog: Catalog,
+    clip: OnceLock<Clip>,
+    pub(crate) captioner: OnceLock<Captioner>,
+    pub(crate) text: OnceLock<TextEncoder>,
+    index: Option<VectorIndex>,
+    _lock: Option<std::fs::File>,
+}
+
+impl Library {
+    /// Open (creating if needed) the library folder.
+    pub fn open(opts: LibraryOptions) -> Result<Self> {
+        std::fs::create_dir_all(&opts.dir).map_err(|e| Error::io(&opts.dir, e))?;
+        let catalog = Catalog::open(&opts.dir.join("catalog.sqlite"))?;
+        Ok(Library {
+            opts,
+            catalog,
+            clip: OnceLock::new(),
+            captioner: OnceLock::new(),
+            text: OnceLock::new(),
+            index: None,
+            _lock: None,
+        })
+    }
+
+    /// Take the library's writer lock: one writing process (index, add, remove, watch) at a time.
+    /// Readers (search, status) never need it.
+    pub fn lock_for_writing(&mut self) -> Result<()> {
+        if self._lock.is_some() {
+            return Ok(());
+        }
+        let path = self.opts.dir.join("writer.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match f.try_lock_exclusive() {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Error::Locked(format!(
+                    "another Shoebox process is writing to {} (an `index` or `watch`); \
+                     wait for it to finish or stop it — search and status work meanwhile",
+                    self.opts.dir.display()
+                )))
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+        self._lock = Some(f);
+        Ok(())
+    }
+
+    /// Whether some process (maybe this one) holds the writer lock.
+    pub fn writer_active(&self) -> bool {
+        if self._lock.is_some() {
+            return true;
+        }
+        let Ok(f) = std::fs::File::open(self.opts.dir.join("writer.lock")) else {
+            return false;
+        };
+        !matches!(f.try_lock_exclusive(), Ok(true))
+    }
+
+    /// The running watcher's state, if a watcher runs (a state file left by a dead one is ignored).
+    pub fn watch_state(&self) -> Option<watch::WatchState> {
+        let text = std::fs::read_to_string(watch::state_path(&self.opts.dir)).ok()?;
+        let st = serde_json::from_str(&text).ok()?;
+        self.writer_active().then_some(st)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.opts.dir
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The catalog name of the configured CLIP model (no download).
+    pub fn model_name(&self) -> String {
+        hub::model_name(&self.opts.clip_model)
+    }
+
+    /// The catalog name of the configured captioning model (no download).
+    pub fn caption_model_name(&self) -> String {
+        hub::model_name(&self.opts.caption_model)
+    }
+
+    /// The CLIP model, opened (and fetched if needed) on first use; each tower's weights load when
+    /// first needed.
+    pub fn clip(&self) -> Result<&Clip> {
+        get_or_load(&self.clip, || {
+            let dir = hub::resolve(&self.opts.clip_model, CLIP_FILES, &self.opts.downloads)?;
+            Clip::open(&dir, &self.opts.device.device()?)
+        })
+    }
+
+    pub(crate) fn index_dir(&self, model: &str) -> PathBuf {
+        let slug: String = model
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let slug = slug.trim_start_matches(['_', '.']).to_string();
+        let h = blake3::hash(model.as_bytes()).to_hex();
+        let tail: String = slug
+            .chars()
+            .rev()
+            .take(48)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        self.opts
+            .dir
+            .join("index")
+            .join(format!("{tail}-{}", &h[..8]))
+    }
+
+    // ---- folders ----
+
+    /// Add folders (canonicalized) and scan them. Nested folders are refused. Takes the writer lock.
+    pub fn add_folders(&mut self, dirs: &[PathBuf]) -> Result<(Vec<(PathBuf, bool)>, ScanReport)> {
+        self.lock_for_writing()?;
+        let mut added = Vec::new();
+        let mut ids = Vec::new();
+        for d in dirs {
+            let canon = match std::fs::canonicalize(d) {
+                Ok(c) if c.is_dir() => c,
+                Ok(_) => return Err(Error::NotAFolder(d.clone())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::NotAFolder(d.clone()))
+                }
+                Err(e) => return Err(Error::io(d, e)),
+            };
+            for r in self.catalog.roots()? {
+                if r.path != canon && (canon.starts_with(&r.path) || r.path.starts_with(&canon)) {
+                    return Err(Error::Invalid(format!(
+                        "{} overlaps the library folder {}: remove that one first or add a folder beside it",
+                        canon.display(),
+                        r.path.display()
+                    )));
+                }
+            }
+            let (id, new) = self.catalog.add_root(&canon)?;
+            ids.push(id);
+            added.push((canon, new));
+        }
+        let report = scan::scan(&mut self.catalog, Some(&ids))?;
+        Ok((added, report))
+    }
+
+    /// Remove folders and everything recorded under them. Returns the ones that were folders.
+    /// Takes the writer lock.
+    pub fn remove_folders(&mut self, dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+        self.lock_for_writing()?;
+        let mut removed = Vec::new();
+        for d in dirs {
+            let canon = std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
+            if self.catalog.remove_root(&canon)? || self.catalog.remove_root(d)? {
+                removed.push(canon);
+            } else {
+                return Err(Error::NotALibraryFolder(d.clone()));
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Scan every folder for changes. Takes the writer lock.
+    pub fn scan(&mut self) -> Result<ScanReport> {
+        self.lock_for_writing()?;
+        scan::scan(&mut self.catalog, None)
+    }
+
+    // ---- status ----
+
+    /// Counts per folder and for the configured model; failures when asked.
+    pub fn status(&self, with_failures: bool) -> Result<Status> {
+        let model = self.model_name();
+        let model_id = self.catalog.find_model(&model)?.map(|m| m.0);
+        let counts = self.catalog.counts(model_id)?;
+        let index = self.index_status()?.unwrap_or(IndexStatus {
+            vectors: 0,
+            fresh: counts.indexed == 0,
+        });
+        let failures = if with_failures {
+            Some(
+                self.catalog
+                    .failures()?
+                    .into_iter()
+                    .map(|f| Failure {
+                        path: display_path(&f.path),
+                        reason: f.reason,
+                    })
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        Ok(Status {
+            library: display_path(&self.opts.dir),
+            model,
+            folders: self
+                .catalog
+                .root_counts()?
+                .into_iter()
+                .map(|r| FolderStatus {
+                    path: display_path(&r.path),
+                    photos: r.photos,
+                })
+                .collect(),
+            photos: PhotoCounts {
+                indexed: counts.indexed,
+                pending: counts.total.saturating_sub(counts.indexed + counts.failed),
+                failed: counts.failed,
+                captioned: match self.catalog.find_model(&self.caption_model_name())? {
+                    Some((id, _)) => self.catalog.caption_count(id)?,
+                    None => 0,
+                },
+            },
+            index,
+            failures,
+            watch: self.watch_state(),
+        })
+    }
+
+    // ---- models ----
+
+    /// Fetch a model into the Hugging Face cache (or check a local folder); returns its folder.
+    pub fn pull_model(spec: &str, progress: &hub::DownloadProgress) -> Result<PathBuf> {
+        let dir = hub::resolve(spec, CLIP_FILES, progress)?;
+        // Loading proves the files are a usable CLIP model.
+        Clip::load(&dir, &candle_core::Device::Cpu)?;
+        Ok(dir.dir)
+    }
+}

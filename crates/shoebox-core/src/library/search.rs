@@ -1,0 +1,288 @@
+//! Answering searches: query vectors from text and image terms, CLIP and caption rankings, fusion,
+//! filters, and the hits joined with the catalog.
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::Library;
+use crate::decode::decode_file;
+use crate::error::{Error, Result};
+use crate::files::display_path;
+use crate::models::clip::normalize;
+use crate::search::{self, SearchHit, SearchMode, SearchRequest, SearchResponse, SortBy, TermKind};
+
+impl Library {
+    /// The stored embedding of a library photo at `path` for the configured model, if any.
+    pub fn stored_embedding(&self, path: &Path) -> Result<Option<Vec<f32>>> {
+        let Ok(canon) = std::fs::canonicalize(path) else {
+            return Ok(None);
+        };
+        let model = self.model_name();
+        match (
+            self.catalog.photo_id_at(&canon)?,
+            self.catalog.find_model(&model)?,
+        ) {
+            (Some(pid), Some((mid, _))) => self.catalog.embedding(mid, pid),
+            _ => Ok(None),
+        }
+    }
+
+    /// The embedding of an image file: the stored one when the file is in the library, else computed.
+    pub fn embed_image_file(&self, path: &Path) -> Result<Vec<f32>> {
+        if let Some(v) = self.stored_embedding(path)? {
+            return Ok(v);
+        }
+        let clip = self.clip()?;
+        let d = decode_file(path, clip.decode_short_side()).map_err(|reason| Error::Decode {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        let px = clip.preprocess(&d.image)?;
+        Ok(clip.embed_pixels(&[px])?.remove(0))
+    }
+
+    /// The combined, normalized query vector of a request.
+    pub fn query_vector(&self, req: &SearchRequest) -> Result<Vec<f32>> {
+        let clip = self.clip()?;
+        let mut terms = match &req.query {
+            Some(q) if !q.trim().is_empty() => search::parse_query(q)?,
+            _ => Vec::new(),
+        };
+        terms.extend(req.like.iter().map(|p| search::Term {
+            weight: 1.0,
+            kind: TermKind::Image(p.clone()),
+        }));
+        if terms.is_empty() {
+            return Err(Error::NothingToSearch);
+        }
+        let texts: Vec<&str> = terms
+            .iter()
+            .filter_map(|t| match &t.kind {
+                TermKind::Text(s) => Some(s.as_str()),
+                TermKind::Image(_) => None,
+            })
+            .collect();
+        let mut text_vecs = clip.embed_texts(&texts)?.into_iter();
+        let mut acc = vec![0f32; clip.dim()];
+        for t in &terms {
+            let v = match &t.kind {
+                TermKind::Text(_) => text_vecs.next().expect("one vector per text"),
+                TermKind::Image(p) => self.embed_image_file(p)?,
+            };
+            for (a, x) in acc.iter_mut().zip(&v) {
+                *a += t.weight * x;
+            }
+        }
+        Ok(normalize(acc))
+    }
+
+    /// Answer a search request.
+    /// `took_ms` counts the query itself: the model is loaded (once per process) before the clock starts.
+    /// A library without photos answers [`Error::EmptyLibrary`] before any model loads.
+    pub fn search(&mut self, req: &SearchRequest) -> Result<SearchResponse> {
+        if self.catalog.counts(None)?.total == 0 {
+            return Err(Error::EmptyLibrary);
+        }
+        let mode = self.search_mode(req)?;
+        // The index and models load (once per process) before the clock starts.
+        if mode != SearchMode::Text {
+            self.prepare_search()?;
+        }
+        if mode != SearchMode::Clip {
+            self.text_encoder()?;
+        }
+        let start = Instant::now();
+        let model = match mode {
+            SearchMode::Text => self.text_model_name(),
+            _ => self.model_name(),
+        };
+        let empty = |start: Instant| SearchResponse {
+            query: req.query.clone().unwrap_or_default(),
+            model: model.clone(),
+            mode,
+            took_ms: start.elapsed().as_secs_f64() * 1e3,
+            results: Vec::new(),
+        };
+        let Some((model_id, dim)) = self.catalog.find_model(&self.model_name())? else {
+            return Ok(empty(start));
+        };
+        let limit = req.limit.max(1);
+        // Each ranking looks deeper than `limit` when two are fused.
+        let depth = match mode {
+            SearchMode::Clip | SearchMode::Text => limit,
+            SearchMode::Hybrid => (limit * 4).max(100),
+        };
+        let allowed = if req.filters.is_empty() {
+            None
+        } else {
+            let infos = self.catalog.embedded_infos(model_id)?;
+            let mut allowed = search::allowed_ids(&infos, &req.filters);
+            if !req.filters.tags.is_empty() {
+                let tagged = self.catalog.photos_with_tags(&req.filters.tags)?;
+                allowed.retain(|id| tagged.contains(id));
+            }
+            Some(allowed)
+        };
+        let above = |v: Vec<(i64, f32)>| -> Vec<(i64, f32)> {
+            v.into_iter()
+                .filter(|(_, s)| req.min_score.is_none_or(|m| *s >= m))
+                .collect()
+        };
+        let clip_ranked = if mode == SearchMode::Text {
+            Vec::new()
+        } else {
+            let query = self.query_vector(req)?;
+            self.ensure_index(model_id, dim)?;
+            above(self.clip_rank(model_id, &query, depth, allowed.as_ref())?)
+        };
+        let text_ranked = if mode == SearchMode::Clip {
+            Vec::new()
+        } else {
+            above(self.text_rank(req, depth, allowed.as_ref())?)
+        };
+        let scored = match mode {
+            SearchMode::Clip => clip_ranked,
+            SearchMode::Text => text_ranked,
+            SearchMode::Hybrid => search::rrf(&[&clip_ranked, &text_ranked], limit),
+        };
+        let ids: Vec<i64> = scored.iter().map(|s| s.0).collect();
+        let infos = self.catalog.photo_infos(&ids)?;
+        let mut hits: Vec<(SearchHit, String)> = scored
+            .into_iter()
+            .filter_map(|(id, score)| {
+                let p = infos.get(&id)?;
+                Some((
+                    SearchHit {
+                        rank: 0,
+                        path: display_path(&p.path),
+                        score,
+                        width: p.width,
+                        height: p.height,
+                        taken_at: p.taken_at.clone(),
+                        caption: None,
+                        tags: Vec::new(),
+                        photo_id: id,
+                    },
+                    search::photo_date(p),
+                ))
+            })
+            .collect();
+        if req.sort == SortBy::Date {
+            hits.sort_by(|a, b| b.1.cmp(&a.1));
+        }
+        let ids: Vec<i64> = hits.iter().map(|h| h.0.photo_id).collect();
+        let caption_model = self
+            .catalog
+            .find_model(&self.caption_model_name())?
+            .map(|m| m.0);
+        let mut captions = self.catalog.captions(&ids, caption_model)?;
+        let tags = self.catalog.photos_tags(&ids)?;
+        let mut results = Vec::with_capacity(hits.len());
+        for (i, (mut h, _)) in hits.into_iter().enumerate() {
+            h.rank = i + 1;
+            h.caption = captions.remove(&h.photo_id);
+            for t in tags.get(&h.photo_id).into_iter().flatten() {
+                if !h.tags.contains(&t.tag) {
+                    h.tags.push(t.tag.clone());
+                }
+            }
+            results.push(h);
+        }
+        Ok(SearchResponse {
+            took_ms: start.elapsed().as_secs_f64() * 1e3,
+            results,
+            ..empty(start)
+        })
+    }
+
+    /// The ranking a request gets: as asked, else hybrid when the query is text only and captions
+    /// have been embedded by the configured sentence encoder, else CLIP.
+    pub fn search_mode(&self, req: &SearchRequest) -> Result<SearchMode> {
+        if let Some(m) = req.mode {
+            return Ok(m);
+        }
+        let text_only = req.like.is_empty()
+            && match &req.query {
+                Some(q) if !q.trim().is_empty() => search::parse_query(q)?
+                    .iter()
+                    .all(|t| matches!(t.kind, TermKind::Text(_))),
+                _ => false,
+            };
+        let has_captions = match self.catalog.find_model(&self.text_model_name())? {
+            Some((id, _)) => self.catalog.has_text_embeddings(id)?,
+            None => false,
+        };
+        Ok(if text_only && has_captions {
+            SearchMode::Hybrid
+        } else {
+            SearchMode::Clip
+        })
+    }
+
+    /// CLIP ranking: HNSW without filters; with filters, exact over a small allowed set or HNSW
+    /// with a filter.
+    fn clip_rank(
+        &self,
+        model_id: i64,
+        query: &[f32],
+        depth: usize,
+        allowed: Option<&std::collections::HashSet<i64>>,
+    ) -> Result<Vec<(i64, f32)>> {
+        let index = self.index.as_ref().expect("ensured");
+        Ok(match allowed {
+            None => index.search(query, depth, None),
+            Some(allowed) if allowed.len() <= 4096 => {
+                let ids: Vec<i64> = allowed.iter().copied().collect();
+                let items = self.catalog.embeddings(model_id, &ids)?;
+                search::exact_top_k(query, items, depth)
+            }
+            Some(allowed) => {
+                let keep = |id: i64| allowed.contains(&id);
+                index.search(query, depth, Some(&keep))
+            }
+        })
+    }
+
+    /// Caption ranking: the query's sentence embedding against every caption embedding (exact).
+    fn text_rank(
+        &self,
+        req: &SearchRequest,
+        depth: usize,
+        allowed: Option<&std::collections::HashSet<i64>>,
+    ) -> Result<Vec<(i64, f32)>> {
+        let Some((text_model, _)) = self.catalog.find_model(&self.text_model_name())? else {
+            return Ok(Vec::new());
+        };
+        let terms = match &req.query {
+            Some(q) if !q.trim().is_empty() => search::parse_query(q)?,
+            _ => Vec::new(),
+        };
+        if terms.is_empty()
+            || !req.like.is_empty()
+            || terms.iter().any(|t| matches!(t.kind, TermKind::Image(_)))
+        {
+            return Err(Error::TextRankingNeedsText);
+        }
+        let enc = self.text_encoder()?;
+        let texts: Vec<&str> = terms
+            .iter()
+            .filter_map(|t| match &t.kind {
+                TermKind::Text(s) => Some(s.as_str()),
+                TermKind::Image(_) => None,
+            })
+            .collect();
+        let vecs = enc.embed(&texts)?;
+        let mut q = vec![0f32; enc.dim()];
+        for (t, v) in terms.iter().zip(&vecs) {
+            for (a, x) in q.iter_mut().zip(v) {
+                *a += t.weight * x;
+            }
+        }
+        let q = normalize(q);
+        let mut items = self.catalog.text_embeddings(text_model)?;
+        if let Some(allowed) = allowed {
+            items.retain(|(id, _)| allowed.contains(id));
+        }
+        Ok(search::exact_top_k(&q, items, depth))
+    }
+}

@@ -1,15 +1,53 @@
 //! Decode: read an image file once, hash it, read its EXIF, and decode it upright at the smallest size
 //! the model can use (DCT-scaled JPEG decode), with limits against decompression bombs.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::path::Path;
 
 use image::{DynamicImage, ImageReader, Limits, RgbImage};
 
 /// Largest image (in pixels, before any reduced-size decode) Shoebox agrees to decode.
 pub const MAX_PIXELS: u64 = 200_000_000;
-/// Largest allocation a non-JPEG decoder may make.
-pub const MAX_ALLOC: u64 = 1 << 30;
+/// Largest allocation a decoder of a whole image may make (formats other than JPEG and PNG, and
+/// JPEGs decoded near full size). Larger PNGs are decoded row by row instead.
+pub const MAX_ALLOC: u64 = 256 << 20;
+/// Largest file Shoebox reads as a photo.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+/// PNGs over this many pixels are decoded row by row, reduced on the fly, never whole.
+const PNG_STREAM_PIXELS: u64 = 16_000_000;
+/// Memory all decodes running at once may hold (workers, thumbnails, the app's photo view,
+/// captions): a decode waits for its share rather than pushing the process past it.
+pub const DECODE_BUDGET: u64 = 512 << 20;
+
+/// The process-wide budget of decode memory (see [`DECODE_BUDGET`]).
+static BUDGET: (std::sync::Mutex<u64>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// A share of the decode budget, returned when dropped.
+struct Permit(u64);
+
+impl Permit {
+    /// Wait until `bytes` fit in the budget (alone, anything within the decoders' limits fits).
+    fn take(bytes: u64) -> Permit {
+        let bytes = bytes.min(DECODE_BUDGET);
+        let (lock, cv) = &BUDGET;
+        let mut used = lock.lock().unwrap_or_else(|p| p.into_inner());
+        while *used > 0 && *used + bytes > DECODE_BUDGET {
+            used = cv.wait(used).unwrap_or_else(|p| p.into_inner());
+        }
+        *used += bytes;
+        Permit(bytes)
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let (lock, cv) = &BUDGET;
+        let mut used = lock.lock().unwrap_or_else(|p| p.into_inner());
+        *used -= self.0;
+        cv.notify_all();
+    }
+}
 
 /// What reading a file taught about it: size, time, content hash, displayed dimensions, EXIF facts
 /// (what the catalog stores for a photo).
@@ -109,6 +147,7 @@ fn decode_jpeg_scaled(
     min_short: u32,
 ) -> Result<Option<(DynamicImage, u32, u32)>, String> {
     let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    dec.set_max_decoding_buffer_size(MAX_ALLOC as usize);
     dec.read_info()
         .map_err(|e| format!("not a readable JPEG: {e}"))?;
     let info = dec.info().ok_or("not a readable JPEG: no header")?;
@@ -133,6 +172,17 @@ fn decode_jpeg_scaled(
         let rh = ((h as f64 * f).ceil() as u32).clamp(1, u16::MAX as u32) as u16;
         dec.scale(rw, rh).map_err(|e| format!("JPEG scale: {e}"))?;
     }
+    let (sw, sh) = dec
+        .info()
+        .map(|i| (i.width as u64, i.height as u64))
+        .unwrap_or((w as u64, h as u64));
+    let out_bytes = sw * sh * info.pixel_format.pixel_bytes() as u64;
+    if out_bytes > MAX_ALLOC {
+        return Err(format!(
+            "image is {w}×{h}: too large to decode safely at {sw}×{sh}"
+        ));
+    }
+    let _permit = Permit::take(out_bytes);
     let pixels = dec.decode().map_err(|e| format!("corrupt JPEG: {e}"))?;
     let info = dec.info().ok_or("corrupt JPEG")?;
     let (ow, oh) = (info.width as u32, info.height as u32);
@@ -183,11 +233,114 @@ fn decode_generic(bytes: &[u8]) -> Result<(DynamicImage, u32, u32), String> {
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
+    // Up to 8 bytes a pixel (16-bit RGBA) while decoding, the limit caps the rest.
+    let _permit = Permit::take((w as u64 * h as u64 * 8).min(MAX_ALLOC));
     let img = reader.decode().map_err(|e| match e {
         image::ImageError::Limits(l) => format!("image too large to decode safely: {l}"),
         other => format!("corrupt or unsupported image: {other}"),
     })?;
     Ok((img, w, h))
+}
+
+/// Decode a large PNG row by row, averaging `k`×`k` blocks on the fly so that the short side stays
+/// ≥ `min_short` (or the result stays under [`PNG_STREAM_PIXELS`] when the caller wants full
+/// size): memory is a few rows and the result, whatever the PNG claims. None: not a PNG worth it.
+fn decode_png_streamed(
+    bytes: &[u8],
+    min_short: u32,
+) -> Result<Option<(DynamicImage, u32, u32)>, String> {
+    let mut dec = png::Decoder::new(Cursor::new(bytes));
+    let (w, h) = match dec.read_header_info() {
+        Ok(info) => (info.width, info.height),
+        Err(e) => return Err(format!("not a readable PNG: {e}")),
+    };
+    let pixels = w as u64 * h as u64;
+    if pixels <= PNG_STREAM_PIXELS {
+        return Ok(None);
+    }
+    if pixels > MAX_PIXELS {
+        return Err(format!(
+            "image is {w}×{h}, over the {MAX_PIXELS}-pixel limit"
+        ));
+    }
+    dec.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = dec
+        .read_info()
+        .map_err(|e| format!("not a readable PNG: {e}"))?;
+    if reader.info().interlaced {
+        return Err(format!(
+            "interlaced PNG of {w}×{h}: too large to decode safely"
+        ));
+    }
+    let channels = match reader.output_color_type().0 {
+        png::ColorType::Grayscale => 1,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        png::ColorType::Indexed => return Err("PNG palette could not be expanded".into()),
+    };
+    let short = w.min(h).max(1);
+    let mut k = if min_short == 0 {
+        1
+    } else {
+        (short / min_short).max(1)
+    };
+    while (w.div_ceil(k) as u64) * (h.div_ceil(k) as u64) > PNG_STREAM_PIXELS {
+        k += 1;
+    }
+    let (ow, oh) = (w.div_ceil(k), h.div_ceil(k));
+    let mut out = Vec::with_capacity(ow as usize * oh as usize * 3);
+    let mut acc = vec![0u32; ow as usize * 3];
+    let mut counts = vec![0u32; ow as usize];
+    let mut y = 0u32;
+    while let Some(row) = reader.next_row().map_err(|e| format!("corrupt PNG: {e}"))? {
+        let data = row.data();
+        for x in 0..w as usize {
+            let p = &data[x * channels..x * channels + channels];
+            let rgb = match channels {
+                1 | 2 => [p[0], p[0], p[0]],
+                _ => [p[0], p[1], p[2]],
+            };
+            let o = x / k as usize;
+            for c in 0..3 {
+                acc[o * 3 + c] += rgb[c] as u32;
+            }
+            counts[o] += 1;
+        }
+        y += 1;
+        if y % k == 0 || y == h {
+            for (o, n) in counts.iter_mut().enumerate() {
+                for c in 0..3 {
+                    out.push((acc[o * 3 + c] as f32 / (*n).max(1) as f32).round() as u8);
+                    acc[o * 3 + c] = 0;
+                }
+                *n = 0;
+            }
+        }
+    }
+    if y != h {
+        return Err(format!("truncated PNG: {y} of {h} rows"));
+    }
+    let img = RgbImage::from_raw(ow, oh, out).ok_or("corrupt PNG: wrong row count")?;
+    Ok(Some((DynamicImage::ImageRgb8(img), w, h)))
+}
+
+/// An RGB image from any decoded image; RGBA is compacted in place, never copied whole.
+fn into_rgb8(img: DynamicImage) -> RgbImage {
+    match img {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        DynamicImage::ImageRgba8(rgba) => {
+            let (w, h) = rgba.dimensions();
+            let mut raw = rgba.into_raw();
+            let n = w as usize * h as usize;
+            for i in 0..n {
+                raw.copy_within(i * 4..i * 4 + 3, i * 3);
+            }
+            raw.truncate(n * 3);
+            RgbImage::from_raw(w, h, raw).expect("3 bytes a pixel")
+        }
+        other => other.into_rgb8(),
+    }
 }
 
 /// Decode image bytes upright. `min_short` is the smallest short side the caller needs (0 = full size).
@@ -198,10 +351,11 @@ pub fn decode_bytes(bytes: &[u8], min_short: u32) -> Result<(RgbImage, PhotoMeta
     }
     let exif = read_exif(bytes);
     let is_jpeg = bytes.starts_with(&[0xFF, 0xD8, 0xFF]);
+    let is_png = bytes.starts_with(b"\x89PNG\r\n\x1a\n");
     let scaled = if is_jpeg {
-        // jpeg-decoder panics on some malformed headers: contain it as a decode error.
-        std::panic::catch_unwind(|| decode_jpeg_scaled(bytes, min_short))
-            .map_err(|_| "malformed JPEG (decoder gave up)".to_string())??
+        decode_jpeg_scaled(bytes, min_short)?
+    } else if is_png {
+        decode_png_streamed(bytes, min_short)?
     } else {
         None
     };
@@ -225,14 +379,34 @@ pub fn decode_bytes(bytes: &[u8], min_short: u32) -> Result<(RgbImage, PhotoMeta
         camera_model: exif.model,
         ..PhotoMeta::default()
     };
-    Ok((img.into_rgb8(), meta))
+    Ok((into_rgb8(img), meta))
 }
 
-/// Read, hash and decode a file. Errors are human-readable reasons.
+/// Read, hash and decode a file. Errors are human-readable reasons. Every decode of a file in
+/// Shoebox (indexing, thumbnails, the photo view, captions, drag-in) comes through here: the size
+/// cap, the decoders' limits, the shared memory budget and panic containment apply to all.
 pub fn decode_file(path: &Path, min_short: u32) -> Result<Decoded, String> {
     let md = std::fs::metadata(path).map_err(|e| read_reason(&e))?;
-    let bytes = std::fs::read(path).map_err(|e| read_reason(&e))?;
-    let (image, mut meta) = decode_bytes(&bytes, min_short)?;
+    if md.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "file is {} MB, over the {} MB limit for photos",
+            md.len() >> 20,
+            MAX_FILE_BYTES >> 20
+        ));
+    }
+    let mut bytes = Vec::with_capacity(md.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| read_reason(&e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err("file grew past the size limit while being read".into());
+    }
+    // A panic in a decoder costs this file, never the run (or the app).
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_bytes(&bytes, min_short)
+    }))
+    .unwrap_or_else(|_| Err("the decoder crashed on this file".into()));
+    let (image, mut meta) = decoded?;
     meta.hash = blake3::hash(&bytes).as_bytes().to_vec();
     meta.mtime_ns = crate::files::mtime_ns(&md).unwrap_or(0);
     Ok(Decoded { image, meta })
@@ -243,5 +417,31 @@ fn read_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::NotFound => "file vanished before it could be read".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
         _ => format!("cannot read: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_wait_for_their_share_of_the_budget() {
+        let first = Permit::take(DECODE_BUDGET / 2 + 1);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let p = Permit::take(DECODE_BUDGET / 2 + 1);
+            tx.send(()).unwrap();
+            drop(p);
+        });
+        // Both halves do not fit: the second waits …
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(200))
+            .is_err());
+        drop(first);
+        // … until the first is returned.
+        rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+        waiter.join().unwrap();
+        // Alone, anything fits (the decoders' own limits bound it).
+        drop(Permit::take(DECODE_BUDGET * 4));
     }
 }

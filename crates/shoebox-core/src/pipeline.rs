@@ -79,12 +79,9 @@ fn prepare(item: &WorkItem, clip: &Clip, min_short: u32) -> Prepared {
             mtime_ns: md.as_ref().and_then(crate::files::mtime_ns),
         }
     };
-    // A panic in a decoder must cost one photo, not the run.
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_file(&item.path, min_short)
-    }));
-    match decoded {
-        Ok(Ok(d)) => match clip.preprocess(&d.image) {
+    // decode_file contains decoder panics: a bad file costs one photo, not the run.
+    match decode_file(&item.path, min_short) {
+        Ok(d) => match clip.preprocess(&d.image) {
             Ok(pixels) => Prepared::Ok {
                 id: item.id,
                 pixels,
@@ -92,8 +89,7 @@ fn prepare(item: &WorkItem, clip: &Clip, min_short: u32) -> Prepared {
             },
             Err(e) => fail(e.to_string()),
         },
-        Ok(Err(reason)) => fail(reason),
-        Err(_) => fail("decoder crashed on this file".into()),
+        Err(reason) => fail(reason),
     }
 }
 

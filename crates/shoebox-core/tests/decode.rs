@@ -119,3 +119,110 @@ fn bad_bytes_give_reasons() {
         assert!(err.contains(needle), "{name}: {err}");
     }
 }
+
+/// A PNG written row by row (never held whole): `w`×`h`, `color`, each row from `row(y, buf)`.
+fn write_png(
+    path: &std::path::Path,
+    w: u32,
+    h: u32,
+    color: png::ColorType,
+    channels: usize,
+    row: impl Fn(u32, &mut [u8]),
+) {
+    let f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut enc = png::Encoder::new(f, w, h);
+    enc.set_color(color);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(png::Compression::Fast);
+    let mut writer = enc.write_header().unwrap();
+    let mut stream = writer.stream_writer().unwrap();
+    let mut buf = vec![0u8; w as usize * channels];
+    for y in 0..h {
+        row(y, &mut buf);
+        std::io::Write::write_all(&mut stream, &buf).unwrap();
+    }
+    stream.finish().unwrap();
+}
+
+#[test]
+fn large_pngs_are_decoded_row_by_row_to_the_size_needed() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 20 MP RGBA: left half red, right half blue, with alpha (dropped, as for small PNGs).
+    let p = tmp.path().join("wide.png");
+    write_png(&p, 5000, 4000, png::ColorType::Rgba, 4, |_, buf| {
+        for (x, px) in buf.chunks_exact_mut(4).enumerate() {
+            px.copy_from_slice(if x < 2500 {
+                &[255, 0, 0, 128]
+            } else {
+                &[0, 0, 255, 255]
+            });
+        }
+    });
+    let d = decode_file(&p, 224).unwrap();
+    assert_eq!((d.meta.width, d.meta.height), (5000, 4000));
+    let (w, h) = d.image.dimensions();
+    assert!(
+        h >= 224 && h < 448 && w == 5000u32.div_ceil(4000 / 224),
+        "{w}×{h}"
+    );
+    assert_eq!(d.image.get_pixel(2, h / 2).0, [255, 0, 0]);
+    assert_eq!(d.image.get_pixel(w - 3, h / 2).0, [0, 0, 255]);
+    // Full size asked for: still bounded (reduced to ≤ 16 MP), never decoded whole.
+    let full = decode_file(&p, 0).unwrap();
+    let (fw, fh) = full.image.dimensions();
+    assert!(
+        (fw as u64 * fh as u64) <= 16_000_000 && fw >= 2500,
+        "{fw}×{fh}"
+    );
+
+    // A decompression bomb: 6000² RGBA of zeros (144 MB of pixels) is small on disk; it is
+    // decoded to what is needed.
+    let bomb = tmp.path().join("bomb.png");
+    write_png(&bomb, 6000, 6000, png::ColorType::Rgba, 4, |_, _| {});
+    assert!(
+        std::fs::metadata(&bomb).unwrap().len() < 2_000_000,
+        "a bomb is small on disk"
+    );
+    let d = decode_file(&bomb, 224).unwrap();
+    // 26×26 blocks (6000 / 224): 231² out.
+    assert_eq!(d.image.dimensions(), (231, 231));
+    assert_eq!(d.image.get_pixel(0, 0).0, [0, 0, 0]);
+
+    // Gray PNGs stream too.
+    let gray = tmp.path().join("gray.png");
+    write_png(&gray, 4500, 4000, png::ColorType::Grayscale, 1, |y, buf| {
+        buf.fill(if y < 2000 { 10 } else { 200 })
+    });
+    let d = decode_file(&gray, 500).unwrap();
+    assert_eq!(d.image.get_pixel(0, 0).0, [10, 10, 10]);
+    let (_, gh) = d.image.dimensions();
+    assert_eq!(d.image.get_pixel(0, gh - 1).0, [200, 200, 200]);
+}
+
+#[test]
+fn oversized_files_are_refused_before_reading() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("huge.jpg");
+    // Sparse: 300 MB on paper, nothing on disk.
+    std::fs::File::create(&p)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    let e = decode_file(&p, 224).err().unwrap();
+    assert!(e.contains("over the 256 MB limit"), "{e}");
+}
+
+#[test]
+fn rgba_images_lose_alpha_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("small.png");
+    let img = image::RgbaImage::from_fn(7, 5, |x, y| {
+        image::Rgba([x as u8 * 30, y as u8 * 40, 7, 99])
+    });
+    img.save(&p).unwrap();
+    let d = decode_file(&p, 0).unwrap();
+    assert_eq!(d.image.dimensions(), (7, 5));
+    for (x, y, px) in d.image.enumerate_pixels() {
+        assert_eq!(px.0, [x as u8 * 30, y as u8 * 40, 7]);
+    }
+}

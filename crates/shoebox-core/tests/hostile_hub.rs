@@ -38,7 +38,10 @@ fn sha256(bytes: &[u8]) -> String {
 /// that follows redirects forever fails the test instead of hanging it.
 fn pull(tmp: &Path, id: &str, options: Options) -> (shoebox_core::Result<PathBuf>, usize) {
     let _env = ENV.lock().unwrap_or_else(|p| p.into_inner());
-    let (url, requests) = serve_with(HashMap::from([(ID.to_string(), common::clip_dir())]), options);
+    let (url, requests) = serve_with(
+        HashMap::from([(ID.to_string(), common::clip_dir())]),
+        options,
+    );
     std::env::set_var("HF_ENDPOINT", &url);
     std::env::set_var("HF_HOME", tmp.join("hf"));
     std::env::remove_var("HF_HUB_OFFLINE");
@@ -211,7 +214,10 @@ fn download_refuses_an_lfs_file_whose_bytes_do_not_hash_to_its_sha256() {
     // The hub honest again: the model comes, checked.
     let (got, _) = pull(tmp.path(), ID, lfs());
     let dir = got.unwrap();
-    assert_eq!(std::fs::read(dir.join("model.safetensors")).unwrap(), weights);
+    assert_eq!(
+        std::fs::read(dir.join("model.safetensors")).unwrap(),
+        weights
+    );
     assert!(blobs.join(sha256(&weights)).is_file());
 }
 
@@ -284,4 +290,40 @@ fn download_refuses_model_ids_that_are_not_ids_without_asking_the_hub() {
         assert_eq!(requests, 0, "{id}: the hub was asked");
     }
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn download_resumes_an_incomplete_blob_and_checks_all_of_it() {
+    let weights = std::fs::read(common::clip_dir().join("model.safetensors")).unwrap();
+    let half = weights.len() / 2;
+    let sha = sha256(&weights);
+
+    // The first half from an earlier, interrupted download: the rest is fetched, the whole checked.
+    let tmp = tempfile::tempdir().unwrap();
+    let blobs = tmp.path().join(REPO).join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let part = blobs.join(format!("{sha}.incomplete"));
+    std::fs::write(&part, &weights[..half]).unwrap();
+    let (got, _) = pull(tmp.path(), ID, lfs());
+    let dir = got.unwrap();
+    assert_eq!(
+        std::fs::read(dir.join("model.safetensors")).unwrap(),
+        weights
+    );
+    assert!(!part.exists());
+
+    // A first half that is not the file's: the whole does not hash to its sha256, and is dropped.
+    let tmp = tempfile::tempdir().unwrap();
+    let blobs = tmp.path().join(REPO).join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let part = blobs.join(format!("{sha}.incomplete"));
+    std::fs::write(&part, vec![0u8; half]).unwrap();
+    let (got, _) = pull(tmp.path(), ID, lfs());
+    assert_refused(tmp.path(), got, "sha256", Some("model.safetensors"));
+    assert!(!part.exists() && !blobs.join(&sha).exists());
+    let (got, _) = pull(tmp.path(), ID, lfs());
+    assert_eq!(
+        std::fs::read(got.unwrap().join("model.safetensors")).unwrap(),
+        weights
+    );
 }

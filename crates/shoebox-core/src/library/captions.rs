@@ -68,8 +68,7 @@ impl Library {
                     if cancel.load(Ordering::Relaxed) {
                         break;
                     }
-                    let px = std::panic::catch_unwind(|| decode_file(&item.path, min_short))
-                        .unwrap_or_else(|_| Err("decoder crashed on this file".into()))
+                    let px = decode_file(&item.path, min_short)
                         .and_then(|d| cap.preprocess(&d.image).map_err(|e| e.to_string()));
                     if tx.send((item.id, px)).is_err() {
                         break;

@@ -122,6 +122,7 @@ pub fn model_name(spec: &str) -> String {
         spec.to_string()
     }
 }
+
 /// The hub when `HF_ENDPOINT` names no other.
 const HUB: &str = "https://huggingface.co";
 /// The branch a hub id means.
@@ -158,8 +159,8 @@ fn is_repo_id(id: &str) -> bool {
 }
 
 /// Whether `rev` is a revision to ask for: a commit hash, or a branch or tag name whose parts
-/// (between `/`) are ASCII letters, digits, `.`, `_`, `-` and `+`, none empty, starting with `.` or
-/// holding `..` (so no absolute path, no `..`, no backslash, no control character).
+/// (between `/`) are ASCII letters, digits, `.`, `_`, `-` and `+`, no part empty, starting with `.`
+/// or holding `..` (so no absolute path, no `..`, no backslash, no control character).
 fn is_revision(rev: &str) -> bool {
     rev.len() <= 255
         && rev.split('/').all(|p| {
@@ -172,7 +173,7 @@ fn is_revision(rev: &str) -> bool {
 }
 
 /// Whether `file` names a file of a model: parts (between `/`) of ASCII letters, digits, `.`, `_`
-/// and `-`, none empty, `.` or `..`.
+/// and `-`, no part empty, `.` or `..`.
 fn is_file_name(file: &str) -> bool {
     file.split('/').all(|p| {
         !p.is_empty()
@@ -382,12 +383,7 @@ impl Hub {
 
     /// The metadata of `file`, checked before anything is written: the commit, the etag (the blob's
     /// name) and the size.
-    fn remote(
-        &self,
-        id: &str,
-        revision: &str,
-        file: &str,
-    ) -> std::result::Result<Remote, Failure> {
+    fn remote(&self, id: &str, revision: &str, file: &str) -> std::result::Result<Remote, Failure> {
         let mut url = format!(
             "{}/{id}/resolve/{}/{file}",
             self.endpoint,
@@ -479,7 +475,9 @@ impl Hub {
         let remote = self.remote(id, revision, file)?;
         let repo = repo_dir(cache, id);
         // Where huggingface_hub locks a blob while it downloads it.
-        let locks = cache.join(".locks").join(repo.file_name().expect("a repo folder"));
+        let locks = cache
+            .join(".locks")
+            .join(repo.file_name().expect("a repo folder"));
         match progress {
             DownloadProgress::Report(report) => {
                 let reporter = Reporter {
@@ -649,11 +647,7 @@ impl Hub {
         }
         out.sync_all().map_err(local(part))?;
         if remote.lfs {
-            let got: String = sha
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let got: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
             if got != remote.blob {
                 return Err(Failure::Refused(format!(
                     "its bytes have the sha256 {got}, not the {} the hub gave",
@@ -693,9 +687,11 @@ fn content_range(resp: &ureq::Response) -> std::result::Result<Option<(u64, u64)
 fn content_length(resp: &ureq::Response) -> std::result::Result<Option<u64>, Failure> {
     match resp.header("content-length") {
         None => Ok(None),
-        Some(v) => v.trim().parse().map(Some).map_err(|_| {
-            Failure::Refused(format!("content-length {} is not a size", shown(v)))
-        }),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Failure::Refused(format!("content-length {} is not a size", shown(v)))),
     }
 }
 
@@ -807,7 +803,12 @@ mod tests {
 
     #[test]
     fn download_names_are_checked() {
-        for ok in ["openai/clip-vit-base-patch32", "gpt2", "a.b_c-d/E.9", &"x".repeat(96)] {
+        for ok in [
+            "openai/clip-vit-base-patch32",
+            "gpt2",
+            "a.b_c-d/E.9",
+            &"x".repeat(96),
+        ] {
             assert!(is_repo_id(ok), "{ok}");
         }
         for bad in [
@@ -832,7 +833,13 @@ mod tests {
             assert!(!is_repo_id(bad), "{bad:?}");
         }
 
-        for ok in [MAIN, CONVERSION, "v1.0", "release/2+x", "0123456789abcdef0123456789abcdef01234567"] {
+        for ok in [
+            MAIN,
+            CONVERSION,
+            "v1.0",
+            "release/2+x",
+            "0123456789abcdef0123456789abcdef01234567",
+        ] {
             assert!(is_revision(ok), "{ok}");
         }
         for bad in [
@@ -863,7 +870,10 @@ mod tests {
         let sha1 = "0123456789abcdef0123456789abcdef01234567";
         let sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         assert_eq!(blob_name(&format!("\"{sha1}\"")).as_deref(), Some(sha1));
-        assert_eq!(blob_name(&format!("W/\"{sha256}\"")).as_deref(), Some(sha256));
+        assert_eq!(
+            blob_name(&format!("W/\"{sha256}\"")).as_deref(),
+            Some(sha256)
+        );
         assert_eq!(
             blob_name(&sha256.to_uppercase()).as_deref(),
             Some(sha256),

@@ -130,7 +130,8 @@ pub fn serve_with(repos: HashMap<String, PathBuf>, options: Options) -> (String,
                 header("etag", format!("\"{}\"", blob_id(&bytes))),
                 header("x-repo-commit", COMMIT.to_string()),
             ];
-            let lfs = name.ends_with(".safetensors")
+            let lfs = name
+                .ends_with(".safetensors")
                 .then_some(options.lfs_sha256)
                 .flatten();
             let redirect = lfs.is_some() && !cdn;

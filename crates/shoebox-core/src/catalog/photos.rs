@@ -1,0 +1,296 @@
+//! The catalog's photos: what scans record, what the pipeline reads and writes (metadata,
+//! embeddings, failures, in one transaction per batch), and what the index and searches read back.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use super::*;
+use crate::error::Result;
+
+impl Catalog {
+    // ---- scan ----
+
+    /// Every photo under a root, keyed by relative path.
+    pub fn known_files(&self, root_id: i64) -> Result<HashMap<PathBuf, KnownFile>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, rel_path, size, mtime_ns, hash FROM photos WHERE root_id = ?1")?;
+        let rows = st.query_map([root_id], |r| {
+            Ok((
+                bytes_to_path(r.get(1)?),
+                KnownFile {
+                    id: r.get(0)?,
+                    size: r.get::<_, i64>(2)? as u64,
+                    mtime_ns: r.get(3)?,
+                    hash: r.get(4)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Apply a scan's findings atomically.
+    pub fn apply_scan(&mut self, c: &ScanChanges) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut del_issues = tx.prepare("DELETE FROM scan_issues WHERE root_id = ?1")?;
+            for r in &c.roots {
+                del_issues.execute([r])?;
+            }
+            let mut ins_issue = tx.prepare(
+                "INSERT OR REPLACE INTO scan_issues (root_id, rel_path, reason) VALUES (?1, ?2, ?3)",
+            )?;
+            for (root, rel, reason) in &c.issues {
+                ins_issue.execute(params![root, path_to_bytes(rel), reason])?;
+            }
+            let mut del = tx.prepare("DELETE FROM photos WHERE id = ?1")?;
+            for id in &c.removed {
+                del.execute([id])?;
+            }
+            // Moves first: a moved file may take the path of a removed one.
+            let mut mv = tx.prepare(
+                "UPDATE photos SET root_id = ?2, rel_path = ?3, ext = ?4, mtime_ns = ?5 WHERE id = ?1",
+            )?;
+            for (id, f) in &c.moved {
+                mv.execute(params![
+                    id,
+                    f.root_id,
+                    path_to_bytes(&f.rel_path),
+                    f.ext,
+                    f.mtime_ns
+                ])?;
+            }
+            let mut ch = tx.prepare(
+                "UPDATE photos SET size = ?2, mtime_ns = ?3, hash = NULL, status = 'pending', failure = NULL \
+                 WHERE id = ?1",
+            )?;
+            let mut drop_emb = tx.prepare("DELETE FROM embeddings WHERE photo_id = ?1")?;
+            for (id, f) in &c.changed {
+                ch.execute(params![id, f.size as i64, f.mtime_ns])?;
+                drop_emb.execute([id])?;
+            }
+            let mut ins = tx.prepare(
+                "INSERT INTO photos (root_id, rel_path, ext, size, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for f in &c.added {
+                ins.execute(params![
+                    f.root_id,
+                    path_to_bytes(&f.rel_path),
+                    f.ext,
+                    f.size as i64,
+                    f.mtime_ns
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---- pipeline ----
+
+    /// Photos that still need work for `model_id`: never read, changed, or lacking its embedding.
+    /// Failed photos wait until the file changes.
+    pub fn pending_work(&self, model_id: Option<i64>) -> Result<Vec<WorkItem>> {
+        let mut st = self.conn.prepare(
+            "SELECT p.id, r.path, p.rel_path FROM photos p JOIN roots r ON r.id = p.root_id \
+             WHERE p.status != 'failed' AND NOT EXISTS \
+               (SELECT 1 FROM embeddings e WHERE e.photo_id = p.id AND e.model_id = ?1) \
+             ORDER BY p.id",
+        )?;
+        let rows = st.query_map([model_id.unwrap_or(-1)], |r| {
+            let root = bytes_to_path(r.get(1)?);
+            let rel = bytes_to_path(r.get(2)?);
+            Ok(WorkItem {
+                id: r.get(0)?,
+                path: root.join(rel),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Record a batch of pipeline outcomes in one transaction. Photos deleted meanwhile are skipped.
+    pub fn record(&mut self, model_id: i64, outcomes: &[Outcome]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        record_in(&tx, model_id, outcomes)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---- index ----
+
+    /// Ids of photos that have an embedding for the model, ascending.
+    pub fn embedding_ids(&self, model_id: i64) -> Result<Vec<i64>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT photo_id FROM embeddings WHERE model_id = ?1 ORDER BY photo_id")?;
+        let rows = st.query_map([model_id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Call `f` for every (photo id, vector) of the model written after embedding row `since`
+    /// (0: all), in write order.
+    pub fn for_each_embedding_since(
+        &self,
+        model_id: i64,
+        since: i64,
+        mut f: impl FnMut(i64, Vec<f32>) -> Result<()>,
+    ) -> Result<()> {
+        let mut st = self.conn.prepare(
+            "SELECT photo_id, vector FROM embeddings WHERE model_id = ?1 AND id > ?2 ORDER BY id",
+        )?;
+        let mut rows = st.query([model_id, since])?;
+        while let Some(r) = rows.next()? {
+            let blob: Vec<u8> = r.get(1)?;
+            f(r.get(0)?, blob_to_vec(&blob))?;
+        }
+        Ok(())
+    }
+
+    /// The newest embedding row id (0 when there are none): with AUTOINCREMENT it only grows.
+    pub fn last_embedding_row(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM embeddings", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// The vector of one photo for a model.
+    pub fn embedding(&self, model_id: i64, photo_id: i64) -> Result<Option<Vec<f32>>> {
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT vector FROM embeddings WHERE model_id = ?1 AND photo_id = ?2",
+                [model_id, photo_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(blob.map(|b| blob_to_vec(&b)))
+    }
+
+    /// The vectors of several photos for a model, in one query (photos without one are left out).
+    pub fn embeddings(&self, model_id: i64, photo_ids: &[i64]) -> Result<HashMap<i64, Vec<f32>>> {
+        if photo_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut st = self.conn.prepare_cached(
+            "SELECT photo_id, vector FROM embeddings \
+             WHERE model_id = ?1 AND photo_id IN (SELECT value FROM json_each(?2))",
+        )?;
+        let rows = st.query_map(params![model_id, id_list(photo_ids)], |r| {
+            Ok((r.get(0)?, blob_to_vec(&r.get::<_, Vec<u8>>(1)?)))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The indexed photo at an absolute path, if any (used to reuse stored embeddings).
+    pub fn photo_id_at(&self, path: &Path) -> Result<Option<i64>> {
+        for root in self.roots()? {
+            if let Ok(rel) = path.strip_prefix(&root.path) {
+                return Ok(self
+                    .conn
+                    .query_row(
+                        "SELECT id FROM photos WHERE root_id = ?1 AND rel_path = ?2",
+                        params![root.id, path_to_bytes(rel)],
+                        |r| r.get(0),
+                    )
+                    .optional()?);
+            }
+        }
+        Ok(None)
+    }
+
+    // ---- search ----
+
+    const INFO_SELECT: &'static str = "SELECT p.id, r.path, p.rel_path, p.ext, p.width, p.height, \
+        p.taken_at, p.mtime_ns, p.camera_make, p.camera_model FROM photos p JOIN roots r ON r.id = p.root_id";
+
+    fn info_row(r: &rusqlite::Row) -> rusqlite::Result<PhotoInfo> {
+        let root = bytes_to_path(r.get(1)?);
+        Ok(PhotoInfo {
+            id: r.get(0)?,
+            path: root.join(bytes_to_path(r.get(2)?)),
+            ext: r.get(3)?,
+            width: r.get(4)?,
+            height: r.get(5)?,
+            taken_at: r.get(6)?,
+            mtime_ns: r.get(7)?,
+            camera_make: r.get(8)?,
+            camera_model: r.get(9)?,
+        })
+    }
+
+    /// Rows for the given photo ids (missing ids — deleted photos — are left out), in one query.
+    pub fn photo_infos(&self, ids: &[i64]) -> Result<HashMap<i64, PhotoInfo>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut st = self.conn.prepare_cached(&format!(
+            "{} WHERE p.id IN (SELECT value FROM json_each(?1))",
+            Self::INFO_SELECT
+        ))?;
+        let rows = st.query_map([id_list(ids)], |r| {
+            let info = Self::info_row(r)?;
+            Ok((info.id, info))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every photo with an embedding for the model (for filtered search).
+    pub fn embedded_infos(&self, model_id: i64) -> Result<Vec<PhotoInfo>> {
+        let mut st = self.conn.prepare(&format!(
+            "{} JOIN embeddings e ON e.photo_id = p.id AND e.model_id = ?1",
+            Self::INFO_SELECT
+        ))?;
+        let rows = st.query_map([model_id], Self::info_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+}
+
+fn record_in(tx: &Transaction, model_id: i64, outcomes: &[Outcome]) -> Result<()> {
+    let mut ok = tx.prepare_cached(
+        "UPDATE photos SET size = ?2, mtime_ns = ?3, hash = ?4, width = ?5, height = ?6, orientation = ?7, \
+         taken_at = ?8, camera_make = ?9, camera_model = ?10, status = 'ok', failure = NULL WHERE id = ?1",
+    )?;
+    let mut emb = tx.prepare_cached(
+        "INSERT OR REPLACE INTO embeddings (photo_id, model_id, vector) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut fail = tx.prepare_cached(
+        "UPDATE photos SET status = 'failed', failure = ?2, size = COALESCE(?3, size), \
+         mtime_ns = COALESCE(?4, mtime_ns) WHERE id = ?1",
+    )?;
+    for o in outcomes {
+        match o {
+            Outcome::Embedded { id, meta, vector } => {
+                let n = ok.execute(params![
+                    id,
+                    meta.size as i64,
+                    meta.mtime_ns,
+                    meta.hash,
+                    meta.width,
+                    meta.height,
+                    meta.orientation,
+                    meta.taken_at,
+                    meta.camera_make,
+                    meta.camera_model
+                ])?;
+                if n > 0 {
+                    emb.execute(params![id, model_id, vec_to_blob(vector)])?;
+                }
+            }
+            Outcome::Failed {
+                id,
+                reason,
+                size,
+                mtime_ns,
+            } => {
+                fail.execute(params![id, reason, size.map(|s| s as i64), mtime_ns])?;
+            }
+        }
+    }
+    Ok(())
+}
+

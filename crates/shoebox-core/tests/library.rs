@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
+use shoebox_core::catalog::ModelKind;
 use shoebox_core::pipeline::PipelineOptions;
 use shoebox_core::search::SearchRequest;
 use shoebox_core::{Error, Library};
@@ -247,7 +248,9 @@ fn a_file_deleted_before_it_is_read_is_recorded() {
     cat.add_root(&photos.canonicalize().unwrap()).unwrap();
     shoebox_core::scan::scan(&mut cat, None).unwrap();
     let clip = load_clip();
-    let model = cat.model_id(clip.name(), "clip", clip.dim()).unwrap();
+    let model = cat
+        .model_id(clip.name(), ModelKind::Clip, clip.dim())
+        .unwrap();
     let work: Vec<WorkItem> = cat.pending_work(Some(model)).unwrap();
     std::fs::remove_file(&shapes[0].0).unwrap();
     let mut idx = VectorIndex::new(clip.dim(), 0);

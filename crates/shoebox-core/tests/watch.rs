@@ -78,7 +78,7 @@ fn disk_state(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// Embedded photos in a catalog: relative path → (content hash, vector).
 fn catalog_state(libdir: &Path, root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, Vec<f32>)> {
     let cat = Catalog::open(&libdir.join("catalog.sqlite")).unwrap();
-    let Some((model, _)) = cat
+    let Some(shoebox_core::catalog::ModelRef { id: model, .. }) = cat
         .find_model(&clip_dir().canonicalize().unwrap().to_string_lossy())
         .unwrap()
     else {

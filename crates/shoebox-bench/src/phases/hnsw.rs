@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use shoebox_core::catalog::{Catalog, FoundFile, Outcome, PhotoMeta, ScanChanges};
+use shoebox_core::catalog::ModelKind;
+use shoebox_core::catalog::{Catalog, FoundFile, Outcome, ScanChanges};
+use shoebox_core::decode::PhotoMeta;
 use shoebox_core::index::{self, dot, HnswParams, VectorIndex};
 use shoebox_core::{testing, Error, Library, Result};
 
@@ -203,7 +205,7 @@ fn fill_catalog(
             work_items.len()
         )));
     }
-    let model_id = cat.model_id(model, "clip", dim)?;
+    let model_id = cat.model_id(model, ModelKind::Clip, dim)?;
     let ids: Vec<i64> = work_items.iter().map(|w| w.id).collect();
     for (c, chunk) in ids.chunks(5000).enumerate() {
         let outcomes: Vec<Outcome> = chunk

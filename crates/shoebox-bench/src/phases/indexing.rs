@@ -109,7 +109,7 @@ impl Run<'_> {
             let model_id = lib
                 .catalog()
                 .find_model(&self.clip.name)?
-                .map(|m| m.0)
+                .map(|m| m.id)
                 .unwrap_or(-1);
             let dated = lib
                 .catalog()

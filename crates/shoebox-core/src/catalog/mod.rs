@@ -10,9 +10,8 @@ use rusqlite_migration::{Migrations, M};
 
 use crate::error::{Error, Result};
 use crate::tags::TagSource;
-// The decoder produces a photo's metadata; the catalog stores it. Re-exported for callers that name
-// it from here.
-pub use crate::decode::PhotoMeta;
+// The decoder produces a photo's metadata; the catalog stores it.
+use crate::decode::PhotoMeta;
 
 mod derived;
 mod photos;
@@ -47,6 +46,34 @@ pub(crate) fn bytes_to_path(b: Vec<u8>) -> PathBuf {
 #[cfg(not(unix))]
 pub(crate) fn bytes_to_path(b: Vec<u8>) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&b).into_owned())
+}
+
+/// What a registered model does (the `kind` column of `models`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// An image–text model whose image embeddings the index holds.
+    Clip,
+    /// A captioner.
+    Caption,
+    /// A sentence encoder (caption embeddings).
+    Text,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Clip => "clip",
+            ModelKind::Caption => "caption",
+            ModelKind::Text => "text",
+        }
+    }
+}
+
+/// A registered model: its catalog id and the size of its vectors (0 for captioners).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelRef {
+    pub id: i64,
+    pub dim: usize,
 }
 
 /// A library folder.
@@ -337,8 +364,8 @@ impl Catalog {
     // ---- models ----
 
     /// Id of a model, registering it on first use. Refuses a dimension that disagrees with the record.
-    pub fn model_id(&self, name: &str, kind: &str, dim: usize) -> Result<i64> {
-        if let Some((id, d)) = self.find_model(name)? {
+    pub fn model_id(&self, name: &str, kind: ModelKind, dim: usize) -> Result<i64> {
+        if let Some(ModelRef { id, dim: d }) = self.find_model(name)? {
             if d != dim {
                 return Err(Error::Model(format!(
                     "model {name} produced {dim}-d vectors but the catalog holds {d}-d vectors for it"
@@ -348,17 +375,20 @@ impl Catalog {
         }
         self.conn.execute(
             "INSERT INTO models (name, kind, dim) VALUES (?1, ?2, ?3)",
-            params![name, kind, dim as i64],
+            params![name, kind.as_str(), dim as i64],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// (id, dim) of a registered model.
-    pub fn find_model(&self, name: &str) -> Result<Option<(i64, usize)>> {
+    /// A registered model.
+    pub fn find_model(&self, name: &str) -> Result<Option<ModelRef>> {
         Ok(self
             .conn
             .query_row("SELECT id, dim FROM models WHERE name = ?1", [name], |r| {
-                Ok((r.get(0)?, r.get::<_, i64>(1)? as usize))
+                Ok(ModelRef {
+                    id: r.get(0)?,
+                    dim: r.get::<_, i64>(1)? as usize,
+                })
             })
             .optional()?)
     }
@@ -496,8 +526,8 @@ mod tests {
                 .unwrap();
             assert!(exists, "{}", t.as_str());
         }
-        let clip = c.model_id("clip-model", "clip", 2).unwrap();
-        let cap = c.model_id("cap-model", "caption", 0).unwrap();
+        let clip = c.model_id("clip-model", ModelKind::Clip, 2).unwrap();
+        let cap = c.model_id("cap-model", ModelKind::Caption, 0).unwrap();
         let outcomes: Vec<Outcome> = ids[..2]
             .iter()
             .map(|&id| Outcome::Embedded {
@@ -539,7 +569,7 @@ mod tests {
     #[test]
     fn batched_lookups_answer_as_one_by_one() {
         let (_tmp, mut c, ids) = catalog_with_photos(4);
-        let clip = c.model_id("clip-model", "clip", 2).unwrap();
+        let clip = c.model_id("clip-model", ModelKind::Clip, 2).unwrap();
         let outcomes: Vec<Outcome> = ids[..3]
             .iter()
             .map(|&id| Outcome::Embedded {
@@ -549,8 +579,8 @@ mod tests {
             })
             .collect();
         c.record(clip, &outcomes).unwrap();
-        let old = c.model_id("old-cap", "caption", 0).unwrap();
-        let new = c.model_id("new-cap", "caption", 0).unwrap();
+        let old = c.model_id("old-cap", ModelKind::Caption, 0).unwrap();
+        let new = c.model_id("new-cap", ModelKind::Caption, 0).unwrap();
         c.set_caption(ids[0], old, "old words").unwrap();
         c.set_caption(ids[0], new, "new words").unwrap();
         c.set_caption(ids[1], old, "only old").unwrap();
@@ -635,4 +665,3 @@ mod tests {
         assert_eq!(v as usize, super::Catalog::schema_version());
     }
 }
-

@@ -247,7 +247,6 @@ impl Catalog {
         let rows = st.query_map([model_id], Self::info_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
-
 }
 
 fn record_in(tx: &Transaction, model_id: i64, outcomes: &[Outcome]) -> Result<()> {
@@ -293,4 +292,3 @@ fn record_in(tx: &Transaction, model_id: i64, outcomes: &[Outcome]) -> Result<()
     }
     Ok(())
 }
-

@@ -7,6 +7,7 @@ use crossbeam_channel::bounded;
 
 use super::{get_or_load, Library};
 use crate::captions::{load_captioner, CaptionProgress, CaptionReport};
+use crate::catalog::ModelKind;
 use crate::decode::decode_file;
 use crate::error::Result;
 use crate::models::caption::{CaptionOptions, Captioner};
@@ -38,7 +39,7 @@ impl Library {
         let start = Instant::now();
         self.captioner()?;
         let cap = self.captioner.get().expect("loaded above");
-        let model_id = self.catalog.model_id(cap.name(), "caption", 0)?;
+        let model_id = self.catalog.model_id(cap.name(), ModelKind::Caption, 0)?;
         let mut work = self.catalog.caption_work(model_id)?;
         if let Some(n) = limit {
             work.truncate(n);

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 
 use super::{IndexReport, IndexStatus, Library};
+use crate::catalog::{ModelKind, ModelRef};
 use crate::error::Result;
 use crate::index::VectorIndex;
 use crate::pipeline::{self, PipelineOptions, Progress};
@@ -81,7 +82,7 @@ impl Library {
     /// Get ready for CLIP searches: open the saved index (mapped: searches walk it at once) and load
     /// the text tower.
     pub fn prepare_search(&mut self) -> Result<()> {
-        if let Some((model_id, dim)) = self.catalog.find_model(&self.model_name())? {
+        if let Some(ModelRef { id: model_id, dim }) = self.catalog.find_model(&self.model_name())? {
             self.ensure_index(model_id, dim)?;
         }
         self.clip()?.load_text()
@@ -137,14 +138,16 @@ impl Library {
         let scan = scan::scan(&mut self.catalog, only)?;
         let work = self
             .catalog
-            .pending_work(self.catalog.find_model(&self.model_name())?.map(|m| m.0))?;
+            .pending_work(self.catalog.find_model(&self.model_name())?.map(|m| m.id))?;
         let mut report = IndexReport {
             scan,
             ..Default::default()
         };
         let (model_id, dim) = {
             let clip = self.clip()?;
-            let id = self.catalog.model_id(clip.name(), "clip", clip.dim())?;
+            let id = self
+                .catalog
+                .model_id(clip.name(), ModelKind::Clip, clip.dim())?;
             (id, clip.dim())
         };
         self.ensure_index(model_id, dim)?;

@@ -293,7 +293,7 @@ impl Library {
     /// Counts per folder and for the configured model; failures when asked.
     pub fn status(&self, with_failures: bool) -> Result<Status> {
         let model = self.model_name();
-        let model_id = self.catalog.find_model(&model)?.map(|m| m.0);
+        let model_id = self.catalog.find_model(&model)?.map(|m| m.id);
         let counts = self.catalog.counts(model_id)?;
         let index = self.index_status()?.unwrap_or(IndexStatus {
             vectors: 0,
@@ -330,7 +330,7 @@ impl Library {
                 pending: counts.total.saturating_sub(counts.indexed + counts.failed),
                 failed: counts.failed,
                 captioned: match self.catalog.find_model(&self.caption_model_name())? {
-                    Some((id, _)) => self.catalog.caption_count(id)?,
+                    Some(m) => self.catalog.caption_count(m.id)?,
                     None => 0,
                 },
             },

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::Library;
+use crate::catalog::ModelRef;
 use crate::decode::decode_file;
 use crate::error::{Error, Result};
 use crate::files::display_path;
@@ -22,7 +23,7 @@ impl Library {
             self.catalog.photo_id_at(&canon)?,
             self.catalog.find_model(&model)?,
         ) {
-            (Some(pid), Some((mid, _))) => self.catalog.embedding(mid, pid),
+            (Some(pid), Some(ModelRef { id: mid, .. })) => self.catalog.embedding(mid, pid),
             _ => Ok(None),
         }
     }
@@ -103,7 +104,8 @@ impl Library {
             took_ms: start.elapsed().as_secs_f64() * 1e3,
             results: Vec::new(),
         };
-        let Some((model_id, dim)) = self.catalog.find_model(&self.model_name())? else {
+        let Some(ModelRef { id: model_id, dim }) = self.catalog.find_model(&self.model_name())?
+        else {
             return Ok(empty(start));
         };
         let limit = req.limit.max(1);
@@ -174,7 +176,7 @@ impl Library {
         let caption_model = self
             .catalog
             .find_model(&self.caption_model_name())?
-            .map(|m| m.0);
+            .map(|m| m.id);
         let mut captions = self.catalog.captions(&ids, caption_model)?;
         let tags = self.catalog.photos_tags(&ids)?;
         let mut results = Vec::with_capacity(hits.len());
@@ -209,7 +211,7 @@ impl Library {
                 _ => false,
             };
         let has_captions = match self.catalog.find_model(&self.text_model_name())? {
-            Some((id, _)) => self.catalog.has_text_embeddings(id)?,
+            Some(m) => self.catalog.has_text_embeddings(m.id)?,
             None => false,
         };
         Ok(if text_only && has_captions {
@@ -250,7 +252,9 @@ impl Library {
         depth: usize,
         allowed: Option<&std::collections::HashSet<i64>>,
     ) -> Result<Vec<(i64, f32)>> {
-        let Some((text_model, _)) = self.catalog.find_model(&self.text_model_name())? else {
+        let Some(ModelRef { id: text_model, .. }) =
+            self.catalog.find_model(&self.text_model_name())?
+        else {
             return Ok(Vec::new());
         };
         let terms = match &req.query {

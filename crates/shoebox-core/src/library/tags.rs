@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{get_or_load, Library};
 use crate::catalog::{DerivedFrom, DerivedKind};
+use crate::catalog::{ModelKind, ModelRef};
 use crate::error::{Error, Result};
 use crate::files::display_path;
 use crate::keyphrase;
@@ -33,7 +34,9 @@ impl Library {
         self.lock_for_writing()?;
         let mut report = TagReport::default();
         report.clip_tagged = self.clip_tags(cancel)?;
-        if let Some((cap_model, _)) = self.catalog.find_model(&self.caption_model_name())? {
+        if let Some(ModelRef { id: cap_model, .. }) =
+            self.catalog.find_model(&self.caption_model_name())?
+        {
             let work = |lib: &mut Library| -> Result<(usize, usize)> {
                 Ok((
                     lib.caption_tags(cap_model, cancel)?,
@@ -64,7 +67,8 @@ impl Library {
     }
 
     fn clip_tags(&mut self, cancel: &AtomicBool) -> Result<usize> {
-        let Some((model_id, _)) = self.catalog.find_model(&self.model_name())? else {
+        let Some(ModelRef { id: model_id, .. }) = self.catalog.find_model(&self.model_name())?
+        else {
             return Ok(0);
         };
         let todo = self.catalog.undone(
@@ -149,7 +153,7 @@ impl Library {
 
     fn embed_captions(&mut self, cap_model: i64, cancel: &AtomicBool) -> Result<usize> {
         let text_name = self.text_model_name();
-        let known = self.catalog.find_model(&text_name)?.map(|m| m.0);
+        let known = self.catalog.find_model(&text_name)?.map(|m| m.id);
         let todo = self
             .catalog
             .unembedded_captions(cap_model, known.unwrap_or(-1))?;
@@ -158,7 +162,9 @@ impl Library {
         }
         self.text_encoder()?;
         let enc = self.text.get().expect("loaded above");
-        let text_model = self.catalog.model_id(enc.name(), "text", enc.dim())?;
+        let text_model = self
+            .catalog
+            .model_id(enc.name(), ModelKind::Text, enc.dim())?;
         let mut done = 0;
         for chunk in todo.chunks(32) {
             let texts: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();

@@ -70,7 +70,7 @@ impl Library {
         let caption_model = self
             .catalog
             .find_model(&self.caption_model_name())?
-            .map(|m| m.0);
+            .map(|m| m.id);
         let caption = self.catalog.captions(&[id], caption_model)?.remove(&id);
         let mut tags: Vec<Tag> = Vec::new();
         for t in self.catalog.photo_tags(id)? {

@@ -831,7 +831,7 @@ fn classify(cli: &Cli, a: &ClassifyArgs) -> Result<()> {
     let top = a.top.unwrap_or(usize::MAX).max(1);
     let ranked = |scores: &[f32]| -> Vec<(usize, f32)> {
         let mut v: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
-        v.sort_by(|x, y| y.1.total_cmp(&x.1));
+        v.sort_by(shoebox_core::rank::by_score_desc);
         v.truncate(top);
         v
     };

@@ -1,5 +1,9 @@
 //! The Tauri commands: each one forwards to a `Core` method (an engine call) on a blocking thread so
 //! the UI thread never waits, and returns errors as `{code, message}`.
+//!
+//! Any script in the webview can call any of these with any arguments, so none of them widens what
+//! the webview may reach on its own: folders come from the native folder dialog, or are typed and
+//! then confirmed in a native dialog (`confirm_folder`); `Core` checks every path it is sent.
 
 use std::path::PathBuf;
 
@@ -8,10 +12,12 @@ use shoebox_core::search::SearchResponse;
 use shoebox_core::tags::TagCount;
 use shoebox_core::thumbs::PhotoDetails;
 use tauri::{AppHandle, State};
-use tauri_plugin_dialog::DialogExt;
+use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
 use tauri_plugin_opener::OpenerExt;
 
-use crate::core::{AppState, ClassifyApplied, ClassifyPreview, Core, DropResult, SearchArgs};
+use crate::core::{
+    AppState, ClassifyApplied, ClassifyPreview, Core, DropResult, FolderUse, Question, SearchArgs,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::settings::Settings;
 
@@ -47,20 +53,73 @@ pub async fn remove_folder(core: State<'_, Core>, path: String) -> ApiResult<Sta
     blocking(move || core.remove_folder(&path)).await
 }
 
-/// The native folder dialog, opened at the suggested folder (~/Pictures). `None` when cancelled.
+/// A yes/no question in a native dialog: the user's answer, which no script
+/// in the webview can give. (Debug builds started with `SHOEBOX_TEST_CONFIRM=1` answer yes without
+/// showing it: the end-to-end test cannot click a GTK dialog.)
+fn native_ask<'a>(app: &'a AppHandle, core: &'a Core) -> impl FnMut(&Question) -> bool + 'a {
+    move |q: &Question| {
+        #[cfg(debug_assertions)]
+        if core.test_hooks().confirm {
+            log::warn!("test: answering yes to \"{}\"", q.title);
+            return true;
+        }
+        let _ = core;
+        app.dialog()
+            .message(&q.message)
+            .title(&q.title)
+            .kind(if q.broad {
+                MessageDialogKind::Warning
+            } else {
+                MessageDialogKind::Info
+            })
+            .buttons(MessageDialogButtons::OkCancelCustom(
+                q.ok.clone(),
+                "Cancel".to_string(),
+            ))
+            .blocking_show()
+    }
+}
+
+/// The native folder dialog (for `purpose`: "library", "sort" or "dest"; the library by default),
+/// opened at the suggested folder (~/Pictures). The folder picked may be used from now on (a broad
+/// one only after a native warning says yes). `None` when cancelled.
 #[tauri::command]
-pub async fn pick_folder(app: AppHandle, core: State<'_, Core>) -> ApiResult<Option<String>> {
+pub async fn pick_folder(
+    app: AppHandle,
+    core: State<'_, Core>,
+    purpose: Option<FolderUse>,
+) -> ApiResult<Option<String>> {
+    let core = core.inner().clone();
+    let purpose = purpose.unwrap_or(FolderUse::Library);
     let start = core.state().suggested_folder;
     blocking(move || {
-        let mut d = app.dialog().file().set_title("Add a photo folder");
+        let mut d = app
+            .dialog()
+            .file()
+            .set_title(purpose.picker_title())
+            .set_can_create_directories(purpose == FolderUse::Destination);
         if let Some(s) = start {
             d = d.set_directory(s);
         }
-        Ok(d.blocking_pick_folder()
-            .and_then(|f| f.into_path().ok())
-            .map(|p| p.to_string_lossy().into_owned()))
+        let Some(picked) = d.blocking_pick_folder().and_then(|f| f.into_path().ok()) else {
+            return Ok(None);
+        };
+        core.grant_picked(&picked, purpose, &mut native_ask(&app, &core))
     })
     .await
+}
+
+/// A folder typed in the UI, which a command refused (`not_allowed`): ask the user in a native
+/// dialog whether Shoebox may use it for `purpose`. True when it may now.
+#[tauri::command]
+pub async fn confirm_folder(
+    app: AppHandle,
+    core: State<'_, Core>,
+    path: String,
+    purpose: FolderUse,
+) -> ApiResult<bool> {
+    let core = core.inner().clone();
+    blocking(move || core.grant_typed(&path, purpose, &mut native_ask(&app, &core))).await
 }
 
 #[tauri::command]
@@ -112,7 +171,9 @@ pub async fn compare_files(app: AppHandle, core: State<'_, Core>) -> ApiResult<V
     .await
 }
 
-/// Tests only (`SHOEBOX_TEST_DROP=1`): the same path as the window's drop event.
+/// Tests only: the same path as the window's drop event. Debug builds only (and only when started
+/// with `SHOEBOX_TEST_DROP=1`); release builds do not have this command.
+#[cfg(debug_assertions)]
 #[tauri::command]
 pub async fn test_drop(core: State<'_, Core>, paths: Vec<String>) -> ApiResult<Vec<DropResult>> {
     let core = core.inner().clone();

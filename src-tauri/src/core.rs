@@ -7,7 +7,14 @@
 //! - the background writer: one thread with its own `Library` that indexes (reporting progress),
 //!   then watches the folders until stopped. The writer lock allows one writer per library, so
 //!   adding or removing a folder stops it, does the change, and starts it again;
-//! - files dropped on the window (or picked to compare), which the image protocol may serve.
+//! - files dropped on the window (or picked to compare), which the image protocol may serve;
+//! - the folders the user chose in a native dialog (picked, or typed and then confirmed), the only
+//!   folders besides the library's that the webview may name to add, sort or sort into.
+//!
+//! The webview is not trusted with the file system: any path it sends is checked against what the
+//! user handed over (library folders, chosen folders, dropped/picked/previewed files) lexically,
+//! before any file-system call, so a forbidden path and a missing one get the same answer; what
+//! passes is then resolved (links followed) and checked again (`access`).
 //!
 //! Engine events go out through an `EventSink` (the Tauri app emits them to the webview).
 
@@ -35,6 +42,8 @@ use shoebox_core::thumbs::PhotoDetails;
 use shoebox_core::watch::{WatchEvent, WatchOptions};
 use shoebox_core::Library;
 
+use crate::access::{lexical, lexical_path, not_handed_over};
+pub use crate::access::{FolderUse, OpenedFile, Question};
 use crate::error::{ApiError, ApiResult};
 use crate::settings::Settings;
 
@@ -298,14 +307,17 @@ struct Worker {
 
 struct Inner {
     libdir: PathBuf,
-    allow_test_drop: bool,
     settings: Mutex<Settings>,
     search_lib: Mutex<Option<Library>>,
     view_lib: Mutex<Option<Library>>,
     worker: Mutex<Option<Worker>>,
     activity: Mutex<Activity>,
     models: Mutex<ModelsState>,
+    /// Files the user handed over (dropped, picked to compare, previewed for sorting), as named and
+    /// canonical: the image protocol may serve them.
     dropped: Mutex<HashSet<PathBuf>>,
+    /// Folders the user chose in a native dialog, as named and resolved (see [`Core::grant_picked`]).
+    granted: Mutex<Vec<PathBuf>>,
     /// The last classification previewed (folder, result), and the journal of the last one applied.
     classified: Mutex<Option<(PathBuf, classify::Classification)>>,
     /// The undo plan of the last classification applied, kept in memory (never re-read from the
@@ -315,6 +327,20 @@ struct Inner {
     /// Bumped whenever the search library is replaced (new models), so a stale load reports nothing.
     generation: AtomicU64,
     sink: Arc<dyn EventSink>,
+    #[cfg(debug_assertions)]
+    test_hooks: Mutex<TestHooks>,
+}
+
+/// What the end-to-end test may stand in for. Debug builds only: release builds have none of it.
+#[cfg(debug_assertions)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TestHooks {
+    /// `test_drop` may name files to treat as dropped (`SHOEBOX_TEST_DROP=1`): a webview cannot fake
+    /// the OS drop event.
+    pub drop_by_name: bool,
+    /// Native confirmations answer yes without showing (`SHOEBOX_TEST_CONFIRM=1`): a WebDriver
+    /// cannot click a GTK dialog.
+    pub confirm: bool,
 }
 
 /// The app's state; cheap to clone (shared).
@@ -325,27 +351,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// `~/x` → the home folder's `x`.
-pub fn expand_home(p: &str) -> PathBuf {
-    let p = p.trim();
-    if let (Some(rest), Some(home)) = (p.strip_prefix("~"), dirs::home_dir()) {
-        if rest.is_empty() {
-            return home;
-        }
-        if let Some(rest) = rest.strip_prefix('/') {
-            return home.join(rest);
-        }
-    }
-    PathBuf::from(p)
-}
-
 impl Core {
     /// State for a library folder. Starts nothing: call `start`.
-    pub fn new(libdir: PathBuf, allow_test_drop: bool, sink: Arc<dyn EventSink>) -> Core {
+    pub fn new(libdir: PathBuf, sink: Arc<dyn EventSink>) -> Core {
         let settings = Settings::load(&libdir);
         Core(Arc::new(Inner {
             libdir,
-            allow_test_drop,
             settings: Mutex::new(settings),
             search_lib: Mutex::new(None),
             view_lib: Mutex::new(None),
@@ -359,20 +370,42 @@ impl Core {
                 ..Default::default()
             }),
             dropped: Mutex::new(HashSet::new()),
+            granted: Mutex::new(Vec::new()),
             classified: Mutex::new(None),
             journal: Mutex::new(None),
             opening: Mutex::new(()),
             generation: AtomicU64::new(0),
             sink,
+            #[cfg(debug_assertions)]
+            test_hooks: Mutex::new(TestHooks::default()),
         }))
     }
 
-    /// From the environment, as the CLI reads it (`SHOEBOX_LIBRARY`, …; `SHOEBOX_TEST_DROP=1`
-    /// lets the end-to-end test stand in for the OS drop event).
+    /// From the environment, as the CLI reads it (`SHOEBOX_LIBRARY`, …). Debug builds also read
+    /// the end-to-end test's switches (`SHOEBOX_TEST_DROP=1`, `SHOEBOX_TEST_CONFIRM=1`).
     pub fn from_env(sink: Arc<dyn EventSink>) -> ApiResult<Core> {
         let libdir = crate::settings::library_dir_from_env()?;
-        let test_drop = std::env::var("SHOEBOX_TEST_DROP").is_ok_and(|v| v == "1");
-        Ok(Core::new(libdir, test_drop, sink))
+        let core = Core::new(libdir, sink);
+        #[cfg(debug_assertions)]
+        {
+            let on = |v: &str| std::env::var(v).is_ok_and(|v| v == "1");
+            core.set_test_hooks(TestHooks {
+                drop_by_name: on("SHOEBOX_TEST_DROP"),
+                confirm: on("SHOEBOX_TEST_CONFIRM"),
+            });
+        }
+        Ok(core)
+    }
+
+    /// Debug builds only: what the end-to-end test stands in for.
+    #[cfg(debug_assertions)]
+    pub fn set_test_hooks(&self, hooks: TestHooks) {
+        *lock(&self.0.test_hooks) = hooks;
+    }
+
+    #[cfg(debug_assertions)]
+    pub fn test_hooks(&self) -> TestHooks {
+        *lock(&self.0.test_hooks)
     }
 
     /// Load models in the background and start the background writer.
@@ -384,6 +417,16 @@ impl Core {
     /// Stop the background writer (waits for the batch in flight) so the index is saved.
     pub fn shutdown(&self) {
         self.stop_worker();
+    }
+
+    /// Files the user handed over, which the webview may see (see `access`).
+    pub(crate) fn handed_over(&self) -> MutexGuard<'_, HashSet<PathBuf>> {
+        lock(&self.0.dropped)
+    }
+
+    /// Folders the user chose in a native dialog (see `access`).
+    pub(crate) fn chosen_folders(&self) -> MutexGuard<'_, Vec<PathBuf>> {
+        lock(&self.0.granted)
     }
 
     pub fn libdir(&self) -> &Path {
@@ -430,7 +473,10 @@ impl Core {
     }
 
     /// Run `f` on the viewing library (never loads models).
-    fn with_view<T>(&self, f: impl FnOnce(&Library) -> shoebox_core::Result<T>) -> ApiResult<T> {
+    pub(crate) fn with_view<T>(
+        &self,
+        f: impl FnOnce(&Library) -> shoebox_core::Result<T>,
+    ) -> ApiResult<T> {
         let mut g = lock(&self.0.view_lib);
         if g.is_none() {
             *g = Some(self.open()?);
@@ -596,8 +642,8 @@ impl Core {
     }
 
     fn run_worker(&self, cancel: &AtomicBool) -> ApiResult<()> {
+        // The engine's write methods (index, watch) take the writer lock themselves.
         let mut lib = self.open()?;
-        lib.lock_for_writing()?;
         self.set_activity(|a| {
             a.state = ActivityState::Indexing;
             a.error = None;
@@ -712,7 +758,8 @@ impl Core {
 
     // ---- folders ----
 
-    /// Stop the writer, run `f` on a writing library, start the writer again (also on failure).
+    /// Stop the writer, run `f` on a library (whose write methods lock it), start the writer again
+    /// (also on failure).
     fn with_writer<T>(
         &self,
         f: impl FnOnce(&mut Library) -> shoebox_core::Result<T>,
@@ -720,7 +767,6 @@ impl Core {
         self.stop_worker();
         let r = (|| {
             let mut lib = self.open()?;
-            lib.lock_for_writing()?;
             Ok(f(&mut lib)?)
         })();
         self.restart_worker();
@@ -728,20 +774,30 @@ impl Core {
         r
     }
 
-    /// Add a photo folder (`~` allowed); it is scanned now and indexed in the background.
+    /// Add a photo folder (`~` allowed): one the user chose (see [`Core::grant_picked`]), or
+    /// inside one. It is scanned now and indexed in the background.
     pub fn add_folder(&self, path: &str) -> ApiResult<Status> {
         if path.trim().is_empty() {
             return Err(ApiError::new("invalid", "type or choose a folder to add"));
         }
-        let dir = expand_home(path);
+        let dir = self.chosen_folder(path)?;
         self.with_writer(|lib| lib.add_folders(&[dir]).map(|_| ()))?;
         self.status()
     }
 
-    /// Forget a folder (files on disk are never touched).
+    /// Forget a library folder, named as the library lists it (files on disk are never touched).
     pub fn remove_folder(&self, path: &str) -> ApiResult<Status> {
-        let dir = expand_home(path);
-        self.with_writer(|lib| lib.remove_folders(&[dir]).map(|_| ()))?;
+        let named = lexical(path);
+        let root = self
+            .roots()?
+            .into_iter()
+            .find(|r| Some(r) == named.as_ref())
+            .ok_or_else(|| {
+                ApiError::from(shoebox_core::Error::NotALibraryFolder(PathBuf::from(
+                    path.trim(),
+                )))
+            })?;
+        self.with_writer(|lib| lib.remove_folders(&[root]).map(|_| ()))?;
         self.status()
     }
 
@@ -753,8 +809,8 @@ impl Core {
         if folder.trim().is_empty() {
             return Err(ApiError::new("invalid", "type or choose a folder to sort"));
         }
-        let dir = expand_home(folder);
         let labels = classify::parse_labels(labels)?;
+        let dir = self.chosen_folder(folder)?;
         let never = AtomicBool::new(false);
         let result = self.with_search(|lib| {
             lib.classify(
@@ -765,9 +821,16 @@ impl Core {
                 &mut |_| {},
             )
         })?;
+        // The previewed files may be shown, as named and where they really are.
+        let canonical: Vec<PathBuf> = result
+            .results
+            .iter()
+            .filter_map(|r| std::fs::canonicalize(&r.path).ok())
+            .collect();
         {
             let mut allowed = lock(&self.0.dropped);
             allowed.extend(result.results.iter().map(|r| r.path.clone()));
+            allowed.extend(canonical);
         }
         let mut order: Vec<String> = result.labels.clone();
         order.push(classify::UNSORTED.to_string());
@@ -811,7 +874,7 @@ impl Core {
     }
 
     /// Move or copy the last previewed files into `dest/<label>/` (`dest` defaults to the folder
-    /// itself), journaled so [`Core::classify_undo`] can put everything back. The watcher picks up
+    /// itself; else a folder the user chose, or one inside it), journaled so [`Core::classify_undo`] can put everything back. The watcher picks up
     /// library photos that moved (they keep their ids, captions and tags).
     pub fn classify_apply(&self, action: &str, dest: Option<&str>) -> ApiResult<ClassifyApplied> {
         let action = match action {
@@ -824,14 +887,16 @@ impl Core {
                 ))
             }
         };
+        // Checked before the preview is taken: a refused destination leaves it for another try.
+        let chosen = match dest.map(str::trim).filter(|d| !d.is_empty()) {
+            Some(d) => Some(self.chosen_folder(d)?),
+            None => None,
+        };
         let taken = lock(&self.0.classified).take();
         let Some((folder, result)) = taken else {
             return Err(ApiError::new("invalid", "preview a classification first"));
         };
-        let dest = match dest.map(str::trim).filter(|d| !d.is_empty()) {
-            Some(d) => expand_home(d),
-            None => folder,
-        };
+        let dest = chosen.unwrap_or(folder);
         let ops = classify::plan(&result.results, action, &dest)?;
         // The undo plan is kept whether applying finishes or stops part way.
         let mut failed = None;
@@ -888,52 +953,41 @@ impl Core {
 
     // ---- search and viewing ----
 
+    /// A search. Photos to search by must be readable ([`Core::may_read`]); the folder filter must
+    /// be a library folder or inside one (checked lexically: the engine then resolves it).
     pub fn search(&self, args: &SearchArgs) -> ApiResult<SearchResponse> {
-        let req = args.to_request()?;
-        for p in &req.like {
-            if !self.may_read(p) {
+        // Searched by where they really are (what was checked).
+        let like = args
+            .like
+            .iter()
+            .map(|p| self.readable(p))
+            .collect::<ApiResult<Vec<PathBuf>>>()?;
+        if let Some(folder) = nonempty(&args.folder) {
+            let named = lexical(folder);
+            let roots = self.roots()?;
+            if !named.is_some_and(|n| roots.iter().any(|r| n.starts_with(r))) {
                 return Err(ApiError::new(
                     "not_allowed",
-                    format!(
-                        "{} is neither a library photo nor a dropped file",
-                        p.display()
-                    ),
+                    format!("{folder} is not a library folder"),
                 ));
             }
         }
+        let mut req = args.to_request()?;
+        req.like = like;
         self.with_search(|lib| lib.search(&req))
     }
 
+    /// Details of a library photo (a file the user handed over gets `not_in_library`).
     pub fn photo(&self, path: &str) -> ApiResult<PhotoDetails> {
-        self.with_view(|lib| lib.photo_details(Path::new(path)))
+        let named = lexical_path(Path::new(path)).ok_or_else(|| not_handed_over(path))?;
+        if !self.may_name(&named)? {
+            return Err(not_handed_over(path));
+        }
+        self.with_view(|lib| lib.photo_details(&named))
     }
 
     pub fn tags(&self) -> ApiResult<Vec<TagCount>> {
         self.with_view(|lib| lib.all_tags())
-    }
-
-    /// Whether the webview may see this file: a library photo, or a file the user dropped/picked.
-    pub fn may_read(&self, path: &Path) -> bool {
-        let Ok(canon) = std::fs::canonicalize(path) else {
-            return false;
-        };
-        if lock(&self.0.dropped).contains(&canon) {
-            return true;
-        }
-        self.with_view(|lib| lib.is_photo(&canon)).unwrap_or(false)
-    }
-
-    /// The canonical path of a readable file, or `not_allowed`.
-    pub fn readable(&self, path: &str) -> ApiResult<PathBuf> {
-        let p = Path::new(path);
-        if self.may_read(p) {
-            Ok(std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
-        } else {
-            Err(ApiError::new(
-                "not_allowed",
-                format!("{path} is neither a library photo nor a dropped file"),
-            ))
-        }
     }
 
     // ---- drag-in ----
@@ -1013,10 +1067,11 @@ impl Core {
         r
     }
 
-    /// The test stand-in for an OS drop (only when started with `SHOEBOX_TEST_DROP=1`): the webview
-    /// cannot otherwise name files outside the library.
+    /// The test stand-in for an OS drop (debug builds only, and only when started with
+    /// `SHOEBOX_TEST_DROP=1`): the webview cannot otherwise name files outside the library.
+    #[cfg(debug_assertions)]
     pub fn test_drop(&self, paths: Vec<String>) -> ApiResult<Vec<DropResult>> {
-        if !self.0.allow_test_drop {
+        if !self.test_hooks().drop_by_name {
             return Err(ApiError::new(
                 "not_allowed",
                 "dropping files by name is only for tests (SHOEBOX_TEST_DROP=1)",

@@ -3,11 +3,14 @@
 //! is a `shoebox_core` function the CLI can call too.
 //!
 //! - `core`: the state and the operations (testable without a window);
+//! - `access`: what the webview may name (folders the user chose, files handed over), checked
+//!   before the file system is touched;
 //! - `commands`: the Tauri commands, thin wrappers over `core`;
-//! - `protocol`: the `photo:` URI scheme serving thumbnails and images of library photos and
-//!   dropped files only;
+//! - `protocol`: the `photo:` URI scheme serving thumbnails and images of library photos and files
+//!   the user dropped, picked or previewed for sorting only;
 //! - `settings`: models and device from the CLI's environment variables and the Settings view.
 
+pub mod access;
 pub mod commands;
 pub mod core;
 pub mod error;
@@ -20,6 +23,43 @@ use serde_json::{json, Value};
 use tauri::{AppHandle, DragDropEvent, Emitter, Manager, RunEvent, WindowEvent};
 
 use crate::core::{Core, EventSink};
+
+/// The commands the webview may call, given to `$handler` (Tauri's `generate_handler`, or
+/// [`names`] for [`COMMANDS`]). Test-only commands are compiled into debug builds only.
+macro_rules! app_commands {
+    ($($handler:tt)+) => {
+        $($handler)+![
+            commands::get_state,
+            commands::status,
+            commands::add_folder,
+            commands::remove_folder,
+            commands::pick_folder,
+            commands::confirm_folder,
+            commands::search,
+            commands::photo,
+            commands::tags,
+            commands::save_settings,
+            commands::compare_files,
+            #[cfg(debug_assertions)]
+            commands::test_drop,
+            commands::reveal,
+            commands::open_photo,
+            commands::classify_preview,
+            commands::classify_apply,
+            commands::classify_undo,
+        ]
+    };
+}
+
+/// The names of a command list, with the same `cfg`s.
+macro_rules! names {
+    ($($(#[$cfg:meta])* commands::$name:ident),* $(,)?) => {
+        &[$($(#[$cfg])* stringify!($name)),*]
+    };
+}
+
+/// The commands this build registers (what any script in the webview can call).
+pub const COMMANDS: &[&str] = app_commands!(names);
 
 /// Engine events go to every webview of the app.
 struct TauriSink(AppHandle);
@@ -79,24 +119,7 @@ pub fn run() {
                 }
             }
         })
-        .invoke_handler(tauri::generate_handler![
-            commands::get_state,
-            commands::status,
-            commands::add_folder,
-            commands::remove_folder,
-            commands::pick_folder,
-            commands::search,
-            commands::photo,
-            commands::tags,
-            commands::save_settings,
-            commands::compare_files,
-            commands::test_drop,
-            commands::reveal,
-            commands::open_photo,
-            commands::classify_preview,
-            commands::classify_apply,
-            commands::classify_undo,
-        ])
+        .invoke_handler(app_commands!(tauri::generate_handler))
         .build(tauri::generate_context!())
         .expect("Shoebox could not start its window");
     app.run(|app, event| {
@@ -107,4 +130,85 @@ pub fn run() {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::COMMANDS;
+
+    /// Whether every line holding `needle` in `src` is an item under `#[cfg(debug_assertions)]`
+    /// (among the attributes and doc comments right above it).
+    fn debug_only(src: &str, needle: &str) -> Result<usize, String> {
+        // The code, not its tests (this one names what it looks for).
+        let code = src.split("\n#[cfg(test)]").next().unwrap_or(src);
+        let lines: Vec<&str> = code.lines().collect();
+        let mut found = 0;
+        for (i, line) in lines.iter().enumerate() {
+            let t = line.trim_start();
+            if !t.contains(needle) || t.starts_with("//") || t.starts_with("\"") {
+                continue;
+            }
+            found += 1;
+            let gated = lines[..i]
+                .iter()
+                .rev()
+                .map(|l| l.trim())
+                .take_while(|l| l.starts_with("#[") || l.starts_with("///"))
+                .any(|l| l == "#[cfg(debug_assertions)]");
+            if !gated {
+                return Err(format!("line {}: {line}", i + 1));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Security issue 12: the test stand-in for the OS drop (`test_drop`, the switches that allow
+    /// it) is compiled into debug builds only; a release build does not have the command at all.
+    #[test]
+    fn test_only_commands_are_left_out_of_release_builds() {
+        let test_only: Vec<&str> = COMMANDS
+            .iter()
+            .copied()
+            .filter(|c| c.starts_with("test_"))
+            .collect();
+        if cfg!(debug_assertions) {
+            // The end-to-end test (a debug build, as `cargo test` makes) needs it.
+            assert_eq!(test_only, ["test_drop"]);
+        } else {
+            assert!(test_only.is_empty(), "{test_only:?}");
+        }
+        assert!(COMMANDS.contains(&"classify_apply") && COMMANDS.contains(&"confirm_folder"));
+        // What release builds leave out, checked in the source whichever build runs this.
+        for (file, src, needles) in [
+            (
+                "lib.rs",
+                include_str!("lib.rs"),
+                &["commands::test_drop"][..],
+            ),
+            (
+                "commands.rs",
+                include_str!("commands.rs"),
+                &["pub async fn test_drop"][..],
+            ),
+            (
+                "core.rs",
+                include_str!("core.rs"),
+                &[
+                    "pub fn test_drop",
+                    "pub struct TestHooks",
+                    "test_hooks: Mutex",
+                    "pub fn test_hooks",
+                    "pub fn set_test_hooks",
+                ][..],
+            ),
+        ] {
+            for needle in needles {
+                match debug_only(src, needle) {
+                    Ok(0) => panic!("{file}: no {needle}"),
+                    Ok(_) => {}
+                    Err(e) => panic!("{file}: {needle} is in release builds too ({e})"),
+                }
+            }
+        }
+    }
 }

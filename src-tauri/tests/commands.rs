@@ -7,8 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shoebox_app::core::{ActivityState, Core, EventSink, ModelState, SearchArgs};
-use shoebox_app::protocol;
+use shoebox_app::core::{
+    ActivityState, Core, EventSink, FolderUse, ModelState, NoEvents, Question, SearchArgs,
+};
+use shoebox_app::error::{ApiError, ApiResult};
+use shoebox_app::protocol::{self, Kind};
 use shoebox_app::settings::{settings_file, Settings};
 
 fn fixtures() -> PathBuf {
@@ -114,7 +117,7 @@ fn folders_indexing_search_photo_protocol_and_drop() {
     let photos = tmp.path().join("photos");
     shape_folder(&photos, 40);
     let rec = Arc::new(Recorder::default());
-    let core = Core::new(lib.clone(), false, rec.clone());
+    let core = Core::new(lib.clone(), rec.clone());
     core.start();
 
     // First run: no folders, the writer idles; models load in the background.
@@ -127,14 +130,29 @@ fn folders_indexing_search_photo_protocol_and_drop() {
         m.clip == ModelState::Ready
     });
 
-    // Errors reach the UI as {code, message}.
+    // Errors reach the UI as {code, message}: a folder nobody chose is refused (missing or not).
     let e = core.add_folder("/no/such/folder").unwrap_err();
-    assert_eq!(e.code, "not_a_folder");
+    assert_eq!(e.code, "not_allowed");
     assert!(e.message.contains("/no/such/folder"), "{e:?}");
     assert_eq!(core.add_folder("  ").unwrap_err().code, "invalid");
+    // A chosen folder that is gone is reported as such.
+    let gone = tmp.path().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    core.grant_picked(&gone, FolderUse::Library, &mut no_question)
+        .unwrap();
+    std::fs::remove_dir(&gone).unwrap();
+    assert_eq!(
+        core.add_folder(gone.to_str().unwrap()).unwrap_err().code,
+        "not_a_folder"
+    );
 
-    // Adding a folder scans it; the writer indexes it in the background with progress, then watches.
-    let st = core.add_folder(photos.to_str().unwrap()).unwrap();
+    // Adding a folder (picked in the native dialog) scans it; the writer indexes it in the
+    // background with progress, then watches.
+    let picked = core
+        .grant_picked(&photos, FolderUse::Library, &mut no_question)
+        .unwrap()
+        .unwrap();
+    let st = core.add_folder(&picked).unwrap();
     assert_eq!(st.folders.len(), 1);
     assert_eq!(st.folders[0].photos, 40);
     wait_until("indexing", Duration::from_secs(120), || {
@@ -237,7 +255,9 @@ fn folders_indexing_search_photo_protocol_and_drop() {
         400
     );
 
-    // Drag-in: the test command is refused unless the app was started for tests …
+    // Drag-in: the test command (debug builds only) is refused unless the app was started for
+    // tests …
+    #[cfg(debug_assertions)]
     assert_eq!(
         core.test_drop(vec![dropped.to_string_lossy().into()])
             .unwrap_err()
@@ -301,7 +321,7 @@ fn settings_are_validated_saved_and_reloaded() {
     let lib = tmp.path().join("lib");
     let saved = fixture_settings(&lib);
     let rec = Arc::new(Recorder::default());
-    let core = Core::new(lib.clone(), true, rec.clone());
+    let core = Core::new(lib.clone(), rec.clone());
     assert_eq!(core.settings(), saved);
     let bad = Settings {
         device: "gpu".into(),
@@ -334,8 +354,15 @@ fn settings_are_validated_saved_and_reloaded() {
     let state = core.state();
     assert_eq!(state.library, lib.to_string_lossy());
     assert!(state.settings.background_captions);
-    // Tests may stand in for the OS drop event when allowed.
-    assert!(core.test_drop(vec![]).unwrap().is_empty());
+    // Tests may stand in for the OS drop event when allowed (debug builds only).
+    #[cfg(debug_assertions)]
+    {
+        core.set_test_hooks(shoebox_app::core::TestHooks {
+            drop_by_name: true,
+            ..Default::default()
+        });
+        assert!(core.test_drop(vec![]).unwrap().is_empty());
+    }
     core.shutdown();
 }
 
@@ -389,7 +416,14 @@ fn classify_previews_applies_and_undoes() {
     let folder = tmp.path().join("unsorted");
     let files = shape_folder(&folder, 24);
     let rec = Arc::new(Recorder::default());
-    let core = Core::new(lib.clone(), false, rec.clone());
+    let core = Core::new(lib.clone(), rec.clone());
+    // The folder to sort and the destination, as if picked in the native dialog.
+    let dest = tmp.path().join("sorted");
+    std::fs::create_dir(&dest).unwrap();
+    for f in [&folder, &dest] {
+        core.grant_picked(f, FolderUse::Sort, &mut no_question)
+            .unwrap();
+    }
 
     let err = core.classify_apply("move", None).unwrap_err();
     assert_eq!(err.code, "invalid");
@@ -434,7 +468,6 @@ fn classify_previews_applies_and_undoes() {
     );
 
     // Copy into another folder, then undo.
-    let dest = tmp.path().join("sorted");
     let applied = core
         .classify_apply("copy", Some(dest.to_str().unwrap()))
         .unwrap();
@@ -479,4 +512,353 @@ fn classify_previews_applies_and_undoes() {
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     assert!(files.iter().all(|p| p.is_file()));
     assert!(!rec.events("library-changed").is_empty());
+}
+
+/// The native dialog's stand-in where no question is expected.
+fn no_question(q: &Question) -> bool {
+    panic!("unexpected question: {q:?}")
+}
+
+/// Both errors are `not_allowed` and say the same thing, but for the path they name.
+fn refused_alike(what: &str, a: (ApiError, &Path), b: (ApiError, &Path)) {
+    assert_eq!(a.0.code, "not_allowed", "{what}: {:?}", a.0);
+    assert_eq!(b.0.code, "not_allowed", "{what}: {:?}", b.0);
+    assert_eq!(
+        a.0.message.replace(a.1.to_str().unwrap(), "PATH"),
+        b.0.message.replace(b.1.to_str().unwrap(), "PATH"),
+        "{what}: a forbidden path and a missing one must look the same"
+    );
+}
+
+fn err<T: std::fmt::Debug>(r: ApiResult<T>) -> ApiError {
+    r.unwrap_err()
+}
+
+/// Security issue 5: any script in the webview can call any command with any path. It must not
+/// reach folders the user did not choose (add, sort, sort into), nor learn whether a path exists.
+#[test]
+fn folders_and_sort_take_only_folders_the_user_chose() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    fixture_settings(&lib);
+    let chosen = tmp.path().join("chosen");
+    let chosen_files = shape_folder(&chosen, 4);
+    let outside = tmp.path().join("outside");
+    let outside_files = shape_folder(&outside, 2);
+    let missing = tmp.path().join("missing");
+    let missing_file = missing.join("dev_0000.jpg");
+    let core = Core::new(lib.clone(), Arc::new(NoEvents));
+    let labels = "red, green, blue";
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let enc = |p: &Path| format!("/{}", percent_encoding_path(p.to_str().unwrap()));
+
+    // Nothing chosen yet: a folder that exists and one that does not get the same answer.
+    refused_alike(
+        "add_folder",
+        (err(core.add_folder(&s(&outside))), &outside),
+        (err(core.add_folder(&s(&missing))), &missing),
+    );
+    for p in ["/", "~", "/usr", "/etc", "relative/photos"] {
+        assert_eq!(core.add_folder(p).unwrap_err().code, "not_allowed", "{p}");
+    }
+    refused_alike(
+        "classify_preview",
+        (err(core.classify_preview(&s(&outside), labels)), &outside),
+        (err(core.classify_preview(&s(&missing), labels)), &missing),
+    );
+    // … so the folder's images did not become viewable.
+    assert_eq!(
+        protocol::respond(&core, &enc(&outside_files[0]), Some("kind=full")).status(),
+        403
+    );
+    // Photo details, searching by a photo or in a folder, showing or opening a file, the image
+    // protocol: the same answer for a file nobody handed over and a missing one.
+    refused_alike(
+        "photo",
+        (err(core.photo(&s(&outside_files[0]))), &outside_files[0]),
+        (err(core.photo(&s(&missing_file))), &missing_file),
+    );
+    let search_in = |f: &Path| {
+        core.search(&SearchArgs {
+            query: Some("a red circle".into()),
+            folder: Some(s(f)),
+            ..Default::default()
+        })
+    };
+    refused_alike(
+        "search folder",
+        (err(search_in(&outside)), &outside),
+        (err(search_in(&missing)), &missing),
+    );
+    let search_like = |f: &Path| {
+        core.search(&SearchArgs {
+            like: vec![s(f)],
+            ..Default::default()
+        })
+    };
+    refused_alike(
+        "search like",
+        (err(search_like(&outside_files[0])), &outside_files[0]),
+        (err(search_like(&missing_file)), &missing_file),
+    );
+    refused_alike(
+        "reveal/open",
+        (err(core.readable(&s(&outside_files[0]))), &outside_files[0]),
+        (err(core.readable(&s(&missing_file))), &missing_file),
+    );
+    let (a, b) = (
+        protocol::respond(&core, &enc(&outside_files[0]), Some("kind=thumb")),
+        protocol::respond(&core, &enc(&missing_file), Some("kind=thumb")),
+    );
+    assert_eq!(a.status(), 403);
+    assert_eq!(b.status(), 403);
+    assert_eq!(a.body(), b.body());
+    let (a, b) = (
+        err(core.remove_folder(&s(&outside))),
+        err(core.remove_folder(&s(&missing))),
+    );
+    assert_eq!(
+        (a.code.as_str(), b.code.as_str()),
+        ("not_a_folder", "not_a_folder")
+    );
+
+    // A folder picked in the native dialog may be sorted; its images may then be shown.
+    let picked = core
+        .grant_picked(&chosen, FolderUse::Sort, &mut no_question)
+        .unwrap()
+        .unwrap();
+    assert_eq!(picked, s(&chosen));
+    let preview = core.classify_preview(&picked, labels).unwrap();
+    let total: usize = preview.groups.iter().map(|g| g.files.len()).sum();
+    assert_eq!(total, chosen_files.len());
+    assert_eq!(
+        protocol::respond(&core, &enc(&chosen_files[0]), Some("kind=thumb")).status(),
+        200
+    );
+    // `..` cannot climb out of it, nor can a link inside it lead out.
+    let climb = format!("{}/../outside", chosen.display());
+    assert_eq!(core.add_folder(&climb).unwrap_err().code, "not_allowed");
+    assert_eq!(
+        core.classify_preview(&climb, labels).unwrap_err().code,
+        "not_allowed"
+    );
+    let link = chosen.join("link");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let e = core.classify_preview(&s(&link), labels).unwrap_err();
+    assert_eq!(e.code, "not_allowed", "{e:?}");
+    assert_eq!(core.add_folder(&s(&link)).unwrap_err().code, "not_allowed");
+
+    // Sorting writes only into a chosen folder (or inside one); a refused destination leaves the
+    // preview for another try.
+    let elsewhere = tmp.path().join("elsewhere");
+    let e = core
+        .classify_apply("copy", Some(&s(&elsewhere)))
+        .unwrap_err();
+    assert_eq!(e.code, "not_allowed", "{e:?}");
+    assert!(!elsewhere.exists(), "nothing written outside");
+    let inside = chosen.join("sorted");
+    let applied = core.classify_apply("copy", Some(&s(&inside))).unwrap();
+    assert_eq!(applied.files, chosen_files.len());
+    assert_eq!(core.classify_undo().unwrap(), chosen_files.len());
+
+    // Broad folders need a yes in a native warning even when picked: the whole disk, the home
+    // folder, system folders, and a folder that only leads to one.
+    let to_root = tmp.path().join("to-root");
+    std::os::unix::fs::symlink("/", &to_root).unwrap();
+    let mut home_or_above = vec![];
+    if let Some(home) = dirs_home() {
+        home_or_above.push((home.clone(), "home folder"));
+        if let Some(parent) = home.parent().filter(|p| p.parent().is_some()) {
+            home_or_above.push((parent.to_path_buf(), "home folder"));
+        }
+    }
+    for (p, says) in [
+        (PathBuf::from("/"), "whole disk"),
+        (PathBuf::from("/usr/share"), "system folder"),
+        (PathBuf::from("/etc"), "system folder"),
+        (to_root.clone(), "whole disk"),
+    ]
+    .into_iter()
+    .chain(home_or_above)
+    {
+        let mut asked = Vec::new();
+        let r = core
+            .grant_picked(&p, FolderUse::Library, &mut |q: &Question| {
+                asked.push(q.clone());
+                false
+            })
+            .unwrap();
+        assert_eq!(r, None, "{p:?}");
+        assert_eq!(asked.len(), 1, "{p:?}");
+        assert!(asked[0].broad, "{p:?}: {:?}", asked[0]);
+        assert!(asked[0].message.contains(says), "{p:?}: {:?}", asked[0]);
+        assert_eq!(
+            core.add_folder(&s(&p)).unwrap_err().code,
+            "not_allowed",
+            "{p:?} after no"
+        );
+    }
+
+    // A typed folder is asked about in a native dialog, naming the folder and what it is for; no
+    // keeps it refused, yes allows it.
+    let mut asked = Vec::new();
+    let mut answer = false;
+    let mut ask = |q: &Question| {
+        asked.push(q.clone());
+        answer
+    };
+    assert!(!core
+        .grant_typed(&s(&outside), FolderUse::Library, &mut ask)
+        .unwrap());
+    assert_eq!(
+        core.add_folder(&s(&outside)).unwrap_err().code,
+        "not_allowed"
+    );
+    answer = true;
+    let mut ask = |q: &Question| {
+        asked.push(q.clone());
+        answer
+    };
+    assert!(core
+        .grant_typed(&s(&outside), FolderUse::Library, &mut ask)
+        .unwrap());
+    assert_eq!(asked.len(), 2);
+    assert!(
+        asked[0].message.contains(&s(&outside)) && !asked[0].broad,
+        "{asked:?}"
+    );
+    assert!(asked[0].title.contains("Add"), "{asked:?}");
+    // Allowed folders need no question.
+    assert!(core
+        .grant_typed(&s(&outside), FolderUse::Sort, &mut no_question)
+        .unwrap());
+    let st = core.add_folder(&s(&outside)).unwrap();
+    assert_eq!(st.folders.len(), 1);
+    // Library folders are allowed from then on, and their photos may be shown.
+    assert_eq!(
+        protocol::respond(&core, &enc(&outside_files[0]), Some("kind=thumb")).status(),
+        200
+    );
+    // A typed folder that leads to a broad one needs a second, warning, yes.
+    let mut asked = Vec::new();
+    let r = core
+        .grant_typed(&s(&to_root), FolderUse::Sort, &mut |q: &Question| {
+            asked.push(q.clone());
+            !q.broad
+        })
+        .unwrap();
+    assert!(!r);
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(
+        asked[1].broad && asked[1].message.contains("whole disk"),
+        "{asked:?}"
+    );
+    assert_eq!(
+        core.classify_preview(&s(&to_root), labels)
+            .unwrap_err()
+            .code,
+        "not_allowed"
+    );
+    // Paths that could garble the dialog, and relative ones, are not asked about.
+    for p in [
+        "photos",
+        "/tmp/x\n\nThis folder is safe",
+        "/tmp/\u{202e}gpj.exe",
+    ] {
+        assert_eq!(
+            core.grant_typed(p, FolderUse::Library, &mut no_question)
+                .unwrap_err()
+                .code,
+            "invalid",
+            "{p:?}"
+        );
+    }
+    core.shutdown();
+}
+
+fn dirs_home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute() && h.parent().is_some())
+}
+
+/// Security issue 10: the `photo:` protocol serves the very file it checked. A name swapped for a
+/// link to another file after the check serves the checked file (full images) or nothing (a
+/// thumbnail the engine made by path), never the other file; the next request refuses the name.
+#[test]
+fn photo_protocol_serves_the_file_it_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    fixture_settings(&lib);
+    let chosen = tmp.path().join("chosen");
+    let files = shape_folder(&chosen, 2);
+    let mut others: Vec<PathBuf> = std::fs::read_dir(fixtures().join("data/dev"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| files.iter().all(|f| f.file_name() != p.file_name()))
+        .collect();
+    others.sort();
+    let png = others
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap();
+    // A PNG named .tif: a format the web view cannot show, so the engine renders it.
+    let tif = chosen.join("render me.tif");
+    std::fs::copy(png, &tif).unwrap();
+    // Another image, which nobody handed over.
+    let secret = tmp.path().join("secret.jpg");
+    let jpg = others
+        .iter()
+        .rev()
+        .find(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .unwrap();
+    std::fs::copy(jpg, &secret).unwrap();
+    let core = Core::new(lib.clone(), Arc::new(NoEvents));
+    core.grant_picked(&chosen, FolderUse::Sort, &mut no_question)
+        .unwrap();
+    core.classify_preview(chosen.to_str().unwrap(), "red, green")
+        .unwrap();
+    let enc = |p: &Path| format!("/{}", percent_encoding_path(p.to_str().unwrap()));
+
+    let swap = |p: &Path| {
+        let kept = p.with_extension("kept");
+        std::fs::rename(p, &kept).unwrap();
+        std::os::unix::fs::symlink(&secret, p).unwrap();
+        kept
+    };
+    // Full image, served as is.
+    let photo = &files[0];
+    let original = std::fs::read(photo).unwrap();
+    assert_ne!(original, std::fs::read(&secret).unwrap());
+    let opened = core.open_readable(photo).unwrap();
+    swap(photo);
+    let resp = protocol::serve(&core, &opened, Kind::Full);
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.body() == &original,
+        "served another file than the one checked"
+    );
+    // Full image, rendered by the engine (through a path naming the opened file).
+    let expected = shoebox_core::thumbs::display_image(&tif, 2560).unwrap();
+    assert_eq!(expected.mime, "image/jpeg");
+    let opened = core.open_readable(&tif).unwrap();
+    swap(&tif);
+    let resp = protocol::serve(&core, &opened, Kind::Full);
+    assert_eq!(resp.status(), 200);
+    assert!(resp.body() == &expected.bytes, "rendered another file");
+    // Thumbnail: the engine reads by path, so a swapped name is caught and nothing is served.
+    let photo = &files[1];
+    let opened = core.open_readable(photo).unwrap();
+    swap(photo);
+    let resp = protocol::serve(&core, &opened, Kind::Thumb);
+    assert_ne!(resp.status(), 200, "a thumbnail of the swapped-in file");
+    // The next request checks where the name leads now: a file nobody handed over.
+    for p in [&files[0], &files[1], &tif] {
+        assert_eq!(
+            protocol::respond(&core, &enc(p), Some("kind=full")).status(),
+            403,
+            "{p:?}"
+        );
+    }
 }

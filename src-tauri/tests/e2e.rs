@@ -216,6 +216,16 @@ impl WebDriver {
         .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
+    /// Run an async script: it calls `arguments[arguments.length - 1]` with its result.
+    fn exec_async(&self, script: &str, args: Value) -> Value {
+        self.request(
+            "POST",
+            "/execute/async",
+            Some(json!({ "script": script, "args": args })),
+        )
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
     fn find(&self, css: &str) -> Option<String> {
         self.request(
             "POST",
@@ -391,6 +401,9 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
         .env("SHOEBOX_CAPTION_MODEL", fixtures().join("models/blip-dev"))
         .env("SHOEBOX_DEVICE", "cpu")
         .env("SHOEBOX_TEST_DROP", "1")
+        // Typed folders are confirmed in a native dialog, which WebDriver cannot click: this debug
+        // build answers yes itself (and logs the question).
+        .env("SHOEBOX_TEST_CONFIRM", "1")
         .env_remove("HF_HUB_OFFLINE")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -493,7 +506,36 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
         .is_dir());
     d.screenshot("01-welcome");
 
-    // Add the shape images by typing the folder (the native dialog is the other way).
+    // Any script in the webview can call any command, but cannot widen its own reach: folders
+    // nobody chose (and files nobody handed over) are refused, whether they exist or not.
+    let refused = d.exec_async(
+        "const done = arguments[arguments.length - 1];
+         const calls = [
+           ['add_folder', { path: '/' }],
+           ['add_folder', { path: arguments[0] }],
+           ['classify_preview', { folder: '/etc', labels: 'a, b' }],
+           ['classify_preview', { folder: '/no/such/folder', labels: 'a, b' }],
+           ['photo', { path: '/etc/hostname' }],
+           ['photo', { path: '/no/such/file.jpg' }],
+         ];
+         (async () => {
+           const out = [];
+           for (const [cmd, args] of calls) {
+             try { await window.__TAURI__.core.invoke(cmd, args); out.push(cmd + ': ok'); }
+             catch (e) { out.push(cmd + ': ' + e.code); }
+           }
+           done(out);
+         })();",
+        json!([fixtures().join("data/dev").to_str().unwrap()]),
+    );
+    let refused: Vec<String> = serde_json::from_value(refused).unwrap();
+    assert!(
+        refused.iter().all(|r| r.ends_with(": not_allowed")),
+        "{refused:?}"
+    );
+
+    // Add the shape images by typing the folder (the native dialog is the other way); the app asks
+    // to confirm it in a native dialog (answered by this test build).
     let folder = fixtures().join("data/dev");
     d.type_into("#welcome-path", folder.to_str().unwrap());
     d.click("#welcome-form button[type=submit]");
@@ -701,6 +743,18 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
 
     d.close();
     driver_guard.stop();
+    // Each typed folder went through the native confirmation: adding, sorting, sorting into.
+    let log = dump_log();
+    for title in [
+        "Add this folder to Shoebox?",
+        "Sort this folder?",
+        "Sort into this folder?",
+    ] {
+        assert!(
+            log.contains(&format!("test: answering yes to \"{title}\"")),
+            "no confirmation \"{title}\" in the app's log:\n{log}"
+        );
+    }
     let mut timings = HashMap::new();
     timings.insert("session", session_started.as_secs_f64());
     timings.insert("indexed", indexed_at.as_secs_f64());

@@ -409,10 +409,28 @@ function renderFolders() {
   }
 }
 
+// Folders reach the app from the native folder dialog; a typed one the app has not been given yet is
+// refused (`not_allowed`) until the user says yes to it in a native dialog, then the action is tried
+// again. Resolves to `undefined` when the user said no.
+async function withConsent(path, purpose, action) {
+  try {
+    return await action();
+  } catch (e) {
+    if (e.code !== 'not_allowed' || !path) throw e;
+    if (!(await call('confirm_folder', { path, purpose }))) return undefined;
+    return action();
+  }
+}
+
+/** The native folder dialog for `purpose` ('library', 'sort' or 'dest'); null when cancelled. */
+const pickFolderFor = (purpose) => call('pick_folder', { purpose });
+
 async function addFolder(path) {
   if (!path) return;
   try {
-    state.status = await call('add_folder', { path });
+    const status = await withConsent(path, 'library', () => call('add_folder', { path }));
+    if (!status) return;
+    state.status = status;
     await refreshStatus();
     showView('search');
     $('#q').focus();
@@ -421,7 +439,7 @@ async function addFolder(path) {
 
 async function pickFolder() {
   try {
-    const path = await call('pick_folder');
+    const path = await pickFolderFor('library');
     if (path) await addFolder(path);
   } catch (e) { showError(e, 'Choosing a folder'); }
 }
@@ -484,15 +502,20 @@ async function classifyPreview() {
   $('#c-status').textContent = 'Looking at the images…';
   $('#c-groups').replaceChildren();
   $('#c-actions').hidden = true;
+  const folder = $('#c-folder').value.trim();
   try {
-    renderClassify(await call('classify_preview', { folder: $('#c-folder').value.trim(), labels: $('#c-labels').value }));
+    const preview = await withConsent(folder, 'sort',
+      () => call('classify_preview', { folder, labels: $('#c-labels').value }));
+    if (preview) renderClassify(preview);
+    else $('#c-status').textContent = 'Not sorted: that folder was not allowed.';
   } catch (e) { $('#c-status').textContent = ''; showError(e, 'Sorting'); }
 }
 
 async function classifyApply(action) {
   try {
     const dest = $('#c-dest').value.trim() || null;
-    const r = await call('classify_apply', { action, dest });
+    const r = await withConsent(dest, 'dest', () => call('classify_apply', { action, dest }));
+    if (!r) return;
     $('#c-status').textContent = `${action === 'move' ? 'Moved' : 'Copied'} ${r.files} files into ${r.dest}`;
     $('#c-actions').hidden = false;
     $('#c-move').hidden = true;
@@ -533,8 +556,14 @@ function wire() {
   $('#classify-form').addEventListener('submit', (e) => { e.preventDefault(); classifyPreview(); });
   $('#c-pick').addEventListener('click', async () => {
     try {
-      const p = await call('pick_folder');
+      const p = await pickFolderFor('sort');
       if (p) $('#c-folder').value = p;
+    } catch (e) { showError(e, 'Choosing a folder'); }
+  });
+  $('#c-dest-pick').addEventListener('click', async () => {
+    try {
+      const p = await pickFolderFor('dest');
+      if (p) $('#c-dest').value = p;
     } catch (e) { showError(e, 'Choosing a folder'); }
   });
   $('#c-move').addEventListener('click', () => classifyApply('move'));

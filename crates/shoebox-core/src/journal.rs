@@ -79,10 +79,12 @@ impl JournalKey {
             Ok(bytes) if bytes.len() == 32 => {
                 return Ok(JournalKey(bytes.try_into().expect("32 bytes")));
             }
-            Ok(_) => return Err(Error::Invalid(format!(
+            Ok(_) => {
+                return Err(Error::Invalid(format!(
                 "{} is damaged: delete it (journals signed with it can then no longer be undone)",
                 path.display()
-            ))),
+            )))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&path, e)),
         }

@@ -55,6 +55,17 @@ pub fn parse_query(q: &str) -> Result<Vec<Term>> {
     Ok(terms)
 }
 
+/// The texts of a query's text terms, in order.
+pub fn text_terms(terms: &[Term]) -> Vec<&str> {
+    terms
+        .iter()
+        .filter_map(|t| match &t.kind {
+            TermKind::Text(s) => Some(s.as_str()),
+            TermKind::Image(_) => None,
+        })
+        .collect()
+}
+
 fn parse_term(chunk: &str, sign: f32) -> Term {
     let (weight, text) = match chunk.split_once(':') {
         Some((w, t)) if !t.trim().is_empty() => match w.trim().parse::<f32>() {
@@ -365,21 +376,6 @@ pub struct SearchResponse {
     pub mode: SearchMode,
     pub took_ms: f64,
     pub results: Vec<SearchHit>,
-}
-
-/// Exact top-k by dot product over given (id, vector) pairs.
-pub fn exact_top_k(
-    query: &[f32],
-    items: impl IntoIterator<Item = (i64, Vec<f32>)>,
-    k: usize,
-) -> Vec<(i64, f32)> {
-    let mut scored: Vec<(i64, f32)> = items
-        .into_iter()
-        .map(|(id, v)| (id, crate::index::dot(query, &v)))
-        .collect();
-    scored.sort_by(crate::rank::by_score_desc);
-    scored.truncate(k);
-    scored
 }
 
 /// Ids allowed by filters, from the embedded photos.

@@ -261,6 +261,29 @@ pub struct Catalog {
 impl Catalog {
     /// Open (creating if needed) the catalog at `path`, apply migrations, refuse a newer schema.
     pub fn open(path: &Path) -> Result<Self> {
+        // Two connections setting up a new (or older) catalog at once must not race: turning on
+        // WAL and migrating happen under an exclusive lock on a file beside the catalog (SQLite
+        // answers "database is locked" without waiting when both try to upgrade their locks).
+        // Where that file cannot be made (a read-only folder), there is nothing to migrate either.
+        use fs4::fs_std::FileExt;
+        let lock_path = path.with_extension("migrate.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .ok();
+        if let Some(l) = &lock {
+            l.lock_exclusive().map_err(|e| Error::io(&lock_path, e))?;
+        }
+        let opened = Self::open_locked(path);
+        if let Some(l) = &lock {
+            let _ = FileExt::unlock(l);
+        }
+        opened
+    }
+
+    fn open_locked(path: &Path) -> Result<Self> {
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -276,22 +299,9 @@ impl Catalog {
             )));
         }
         if version < known {
-            // Two processes opening a new (or older) catalog at once must not both migrate it:
-            // migrations run under an exclusive lock on a file beside the catalog.
-            use fs4::fs_std::FileExt;
-            let lock_path = path.with_extension("migrate.lock");
-            let lock = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)
-                .map_err(|e| Error::io(&lock_path, e))?;
-            lock.lock_exclusive()
-                .map_err(|e| Error::io(&lock_path, e))?;
             migrations()
                 .to_latest(&mut conn)
                 .map_err(|e| Error::Migration(e.to_string()))?;
-            FileExt::unlock(&lock).map_err(|e| Error::io(&lock_path, e))?;
         }
         Ok(Catalog { conn })
     }

@@ -21,6 +21,8 @@
 //! search), `graph` (hnsw_rs's graph: parameters, build, save, load), `persist` (manifest, dump
 //! files, the mapped vectors); this module ties them into [`VectorIndex`].
 
+#[cfg(test)]
+mod damage_tests;
 mod graph;
 mod kernels;
 mod persist;
@@ -34,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use graph::{new_graph, save_graph, Graph, GraphCell, GRAPH_FILES};
+use graph::{new_graph, save_graph, Graph, GraphCell, SavedGraph, GRAPH_FILES};
 use persist::{Manifest, Vectors, VECTORS_FILE, WALK_FILE};
 use walk::{FlatGraph, WalkCell};
 
@@ -469,7 +471,7 @@ impl VectorIndex {
             .unwrap_or_else(|p| p.into_inner())
             .as_mut()
         {
-            d.0 = dump_dir.clone();
+            d.dir = dump_dir.clone();
         }
         self.source = Some(dump_dir);
         persist::remove_other_dumps(dir, &dump);
@@ -477,9 +479,17 @@ impl VectorIndex {
     }
 
     /// Load the index saved under `dir` for `model`. Any problem is an error: the caller rebuilds.
+    ///
+    /// Its vectors and flat graph are memory-mapped unless `dir` is on a network or FUSE file
+    /// system (`persist::may_map`): a mapped file truncated behind the process's back kills it.
     pub fn load(dir: &Path, model: &str, dim: usize) -> Result<Self> {
+        Self::load_with(dir, model, dim, persist::may_map(dir))
+    }
+
+    /// [`Self::load`], mapping the files (`map`) or reading them into memory.
+    fn load_with(dir: &Path, model: &str, dim: usize, map: bool) -> Result<Self> {
         let m = Manifest::read(dir, model, dim)?;
-        let Some(saved) = persist::read_dump(dir, &m, dim)? else {
+        let Some(saved) = persist::read_dump(dir, &m, dim, map)? else {
             let mut idx = VectorIndex::new(dim, 0);
             idx.generation = m.generation;
             idx.last_row = m.last_row;
@@ -488,14 +498,20 @@ impl VectorIndex {
         let dump_dir = dir.join(&m.dump);
         let slots = saved.slots.len();
         let walk: WalkCell = Arc::default();
-        let graph = match FlatGraph::load(&dump_dir.join(WALK_FILE), slots, dim) {
+        let graph_files = SavedGraph {
+            dir: dump_dir.clone(),
+            points: slots,
+            dim,
+            map,
+        };
+        let graph = match FlatGraph::load(&dump_dir.join(WALK_FILE), slots, dim, map) {
             Ok(flat) => {
                 walk.lock().unwrap_or_else(|p| p.into_inner()).flat = Some(Arc::new(flat));
-                GraphCell::deferred(dump_dir.clone(), slots, dim)
+                GraphCell::deferred(graph_files)
             }
             Err(e) => {
                 log::info!("loading the index graph to search it: {e}");
-                GraphCell::load_in_background(dump_dir.clone(), slots, dim, Arc::clone(&walk))
+                GraphCell::load_in_background(graph_files, Arc::clone(&walk))
             }
         };
         Ok(VectorIndex {
@@ -533,4 +549,19 @@ impl Ord for Scored {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
     }
+}
+
+/// Exact top-k by dot product over given (id, vector) pairs.
+pub fn exact_top_k(
+    query: &[f32],
+    items: impl IntoIterator<Item = (i64, Vec<f32>)>,
+    k: usize,
+) -> Vec<(i64, f32)> {
+    let mut scored: Vec<(i64, f32)> = items
+        .into_iter()
+        .map(|(id, v)| (id, dot(query, &v)))
+        .collect();
+    scored.sort_by(crate::rank::by_score_desc);
+    scored.truncate(k);
+    scored
 }

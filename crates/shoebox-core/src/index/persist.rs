@@ -4,9 +4,16 @@
 //!
 //! The graph's files in a dump (hnsw_rs's and `walk.bin`) are written by [`super::graph`] and
 //! [`super::walk`].
+//!
+//! `vectors.f32`, `walk.bin` and hnsw_rs's `hnsw.hnsw.data` are memory-mapped: a mapped file must
+//! never change under the process (a sync tool or another machine truncating it turns the next
+//! read of a lost page into SIGBUS, which kills the process). Dumps are written once into a fresh
+//! folder and never modified; a library folder on a network or FUSE file system is read into
+//! memory instead of mapped ([`may_map`]); the README asks to keep the library folder out of sync
+//! tools and network shares (the catalog, SQLite, is safe there; only the index is mapped).
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -154,30 +161,20 @@ pub(super) struct Dump {
     pub(super) vectors: Vectors,
 }
 
-/// Read the dump `m` names under `dir`, `None` for an empty index saved without one. Any problem is
-/// an error: the caller rebuilds.
-pub(super) fn read_dump(dir: &Path, m: &Manifest, dim: usize) -> Result<Option<Dump>> {
+/// Read the dump `m` names under `dir`, `None` for an empty index saved without one; its vectors
+/// are memory-mapped if `map` (see [`may_map`]), read into memory otherwise. Any problem is an
+/// error: the caller rebuilds.
+pub(super) fn read_dump(dir: &Path, m: &Manifest, dim: usize, map: bool) -> Result<Option<Dump>> {
     let dump_dir = dir.join(&m.dump);
     if m.count == 0 && !dump_dir.join(SLOTS_FILE).exists() {
         return Ok(None);
     }
+    let damaged = |why: String| Error::Index(format!("{}: {why}", dump_dir.display()));
     let slots = read_i64s(&dump_dir.join(SLOTS_FILE))?;
     let live_slots = read_i64s(&dump_dir.join(LIVE_FILE))?;
-    let vpath = dump_dir.join(VECTORS_FILE);
-    let vfile = std::fs::File::open(&vpath).map_err(|e| Error::io(&vpath, e))?;
-    // SAFETY: dumps are written once into a fresh folder and never modified; a folder is only
-    // deleted once no manifest names it (Unix keeps a deleted file's pages while mapped).
-    let flat = unsafe { memmap2::Mmap::map(&vfile) }.map_err(|e| Error::io(&vpath, e))?;
-    if flat.len() != slots.len() * dim * 4
-        || bytemuck::try_cast_slice::<u8, f32>(&flat[..]).is_err()
-        || live_slots.len() != m.count
-        || !(m.scale > 0.0 && m.scale.is_finite())
-    {
-        return Err(Error::Index(format!(
-            "{} holds {} bytes of vectors for {} slots of {dim} dimensions, {} live; manifest says {} live at scale {}",
-            dump_dir.display(),
-            flat.len(),
-            slots.len(),
+    if live_slots.len() != m.count || !(m.scale > 0.0 && m.scale.is_finite()) {
+        return Err(damaged(format!(
+            "{} live slots; the manifest says {} at scale {}",
             live_slots.len(),
             m.count,
             m.scale
@@ -188,14 +185,52 @@ pub(super) fn read_dump(dir: &Path, m: &Manifest, dim: usize) -> Result<Option<D
         let s = usize::try_from(s)
             .ok()
             .filter(|s| *s < slots.len())
-            .ok_or_else(|| Error::Index(format!("{}: bad live slot", dump_dir.display())))?;
-        live.insert(slots[s], s);
+            .ok_or_else(|| damaged(format!("live slot {s} of {}", slots.len())))?;
+        // One live slot per photo.
+        if live.insert(slots[s], s).is_some() {
+            return Err(damaged(format!("photo {} is live twice", slots[s])));
+        }
     }
-    let vectors = Vectors {
-        dim,
-        mapped: Some(flat),
-        mapped_rows: slots.len(),
-        owned: Vec::new(),
+    // The vectors' length is checked before they are mapped or read.
+    let vpath = dump_dir.join(VECTORS_FILE);
+    let want = slots
+        .len()
+        .checked_mul(dim)
+        .and_then(|n| n.checked_mul(4))
+        .ok_or_else(|| damaged(format!("{} slots", slots.len())))?;
+    let mut vfile = std::fs::File::open(&vpath).map_err(|e| Error::io(&vpath, e))?;
+    let len = vfile.metadata().map_err(|e| Error::io(&vpath, e))?.len();
+    if len != want as u64 {
+        return Err(damaged(format!(
+            "{len} bytes of vectors for {} slots of {dim} dimensions",
+            slots.len()
+        )));
+    }
+    let vectors = if map {
+        // SAFETY: dumps are written once into a fresh folder and never modified; a folder is only
+        // deleted once no manifest names it (Unix keeps a deleted file's pages while mapped). A
+        // file truncated behind our back is the module's note on mapping.
+        let flat = unsafe { memmap2::Mmap::map(&vfile) }.map_err(|e| Error::io(&vpath, e))?;
+        if flat.len() != want || bytemuck::try_cast_slice::<u8, f32>(&flat[..]).is_err() {
+            return Err(damaged(format!("{} bytes of vectors mapped", flat.len())));
+        }
+        Vectors {
+            dim,
+            mapped: Some(flat),
+            mapped_rows: slots.len(),
+            owned: Vec::new(),
+        }
+    } else {
+        let mut owned = vec![0f32; want / 4];
+        vfile
+            .read_exact(bytemuck::cast_slice_mut(&mut owned))
+            .map_err(|e| Error::io(&vpath, e))?;
+        Vectors {
+            dim,
+            mapped: None,
+            mapped_rows: 0,
+            owned,
+        }
     };
     Ok(Some(Dump {
         slots,
@@ -295,6 +330,56 @@ fn write_i64s(path: &Path, v: &[i64]) -> Result<()> {
     std::fs::File::open(path)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(path, e))
+}
+
+/// Whether the index files under `dir` may be memory-mapped: not on a network or FUSE file system,
+/// where another machine or a sync daemon can truncate a file behind our back (a read of a mapped
+/// page past the new end kills the process) and a dropped connection turns page faults into
+/// SIGBUS. Those are read into memory instead. Where the file system cannot be told, map.
+pub(super) fn may_map(dir: &Path) -> bool {
+    !remote_fs(dir).unwrap_or(false)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn remote_fs(dir: &Path) -> Option<bool> {
+    // statfs(2) magic numbers (linux/magic.h and the file systems' sources).
+    const REMOTE: [u32; 12] = [
+        0x6969,      // NFS
+        0x517B,      // SMB
+        0xFF53_4D42, // CIFS
+        0xFE53_4D42, // SMB2
+        0x6573_5546, // FUSE (sshfs, rclone, cloud drives, …)
+        0x0102_1997, // 9P (v9fs: VMs, WSL)
+        0x5346_414F, // AFS
+        0x6B41_4653, // kAFS
+        0x00C3_6400, // Ceph
+        0x7375_7245, // Coda
+        0x564C,      // NCP
+        0x0BD0_0BD0, // Lustre
+    ];
+    let st = rustix::fs::statfs(dir).ok()?;
+    // `f_type` is a signed or unsigned word by architecture; the magic numbers fit in 32 bits.
+    Some(REMOTE.contains(&(st.f_type as u32)))
+}
+
+#[cfg(target_vendor = "apple")]
+fn remote_fs(dir: &Path) -> Option<bool> {
+    let st = rustix::fs::statfs(dir).ok()?;
+    let name: Vec<u8> = st
+        .f_fstypename
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    let remote = [
+        "nfs", "smbfs", "afpfs", "webdav", "cifs", "macfuse", "osxfuse", "fuse",
+    ];
+    Some(remote.iter().any(|r| name.starts_with(r.as_bytes())))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+fn remote_fs(_dir: &Path) -> Option<bool> {
+    None
 }
 
 fn read_i64s(path: &Path) -> Result<Vec<i64>> {

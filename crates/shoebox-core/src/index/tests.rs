@@ -108,7 +108,7 @@ fn a_loaded_index_answers_exactly_until_its_graph_is_in() {
         // What searches answer while the graph loads (called directly: the graph of 2,000
         // vectors may well be in before the first search).
         let query = unit(50_000 + q, dim);
-        let exact = crate::search::exact_top_k(&query, truth.iter().cloned(), 10);
+        let exact = super::exact_top_k(&query, truth.iter().cloned(), 10);
         let got = loaded.exact_search(&query, 10, None);
         let ids: Vec<i64> = got.iter().map(|h| h.0).collect();
         let want: Vec<i64> = exact.iter().map(|h| h.0).collect();
@@ -142,7 +142,7 @@ fn a_loaded_index_answers_exactly_until_its_graph_is_in() {
         .unwrap();
     let mut damaged = VectorIndex::load(tmp.path(), "m", dim).unwrap();
     let query = unit(60_000, dim);
-    let exact = crate::search::exact_top_k(&query, truth.iter().cloned(), 10);
+    let exact = super::exact_top_k(&query, truth.iter().cloned(), 10);
     assert!(damaged.wait_for_graph().is_err());
     assert_eq!(damaged.search(&query, 10, None)[0].0, exact[0].0);
     // A change rebuilds the graph from the saved vectors.
@@ -180,7 +180,7 @@ fn a_loaded_index_searches_its_mapped_walk_and_keeps_new_vectors_aside_until_sav
     let mut hits = 0;
     for q in 0..30u64 {
         let query = unit(70_000 + q, dim);
-        let exact = crate::search::exact_top_k(&query, truth.iter().cloned(), 10);
+        let exact = super::exact_top_k(&query, truth.iter().cloned(), 10);
         let got = loaded.search(&query, 10, None);
         hits += got
             .iter()
@@ -324,8 +324,7 @@ fn recall_against_exact_search() {
     let queries = 50;
     for q in 0..queries {
         let query = unit(100_000 + q, dim);
-        let exact =
-            crate::search::exact_top_k(&query, (0..n).map(|i| (i, unit(i as u64 + 1, dim))), 10);
+        let exact = super::exact_top_k(&query, (0..n).map(|i| (i, unit(i as u64 + 1, dim))), 10);
         let approx = idx.search(&query, 10, None);
         // Scores are the exact cosines (re-ranked with the f32 vectors).
         for a in &approx {
@@ -344,8 +343,7 @@ fn recall_against_exact_search() {
     let mut walk_hits = 0;
     for q in 0..queries {
         let query = unit(100_000 + q, dim);
-        let exact =
-            crate::search::exact_top_k(&query, (0..n).map(|i| (i, unit(i as u64 + 1, dim))), 10);
+        let exact = super::exact_top_k(&query, (0..n).map(|i| (i, unit(i as u64 + 1, dim))), 10);
         let keep_odd = |id: i64| id % 2 == 1;
         let odd = idx.search(&query, 10, Some(&keep_odd));
         assert_eq!(odd.len(), 10);

@@ -10,7 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -81,10 +81,59 @@ fn code_words(slots: usize, dim: usize) -> usize {
     (slots * dim).div_ceil(4)
 }
 
+/// Upper layers a flat copy may have (hnsw_rs's graphs have 16 layers at most).
+const MAX_UPPER_LAYERS: usize = 64;
+
+/// Where the parts of a flat copy lie, in words, by its header (in checked arithmetic: a damaged
+/// header gives `None`, never a wrapped length).
+struct Layout {
+    dim: usize,
+    slots: usize,
+    entry: u32,
+    top: usize,
+    links_len: usize,
+    offsets_at: usize,
+    upper_at: usize,
+    /// The whole buffer.
+    words: usize,
+}
+
+impl Layout {
+    fn of(head: &[u32]) -> Option<Self> {
+        if head.len() < HEADER || bytemuck::cast_slice::<u32, u8>(&head[..2]) != MAGIC {
+            return None;
+        }
+        let (dim, slots, entry) = (head[2] as usize, head[3] as usize, head[4]);
+        let (top, links_len, upper_words) = (head[5] as usize, head[6] as usize, head[7] as usize);
+        // A graph has a node to enter it by, and few layers.
+        if entry as usize >= slots || top > MAX_UPPER_LAYERS {
+            return None;
+        }
+        let offsets_at = HEADER.checked_add(slots.checked_mul(dim)?.div_ceil(4))?;
+        let upper_at = offsets_at
+            .checked_add(slots)?
+            .checked_add(1)?
+            .checked_add(links_len)?;
+        let words = upper_at.checked_add(upper_words)?;
+        // Its length in bytes fits too.
+        words.checked_mul(4)?;
+        Some(Layout {
+            dim,
+            slots,
+            entry,
+            top,
+            links_len,
+            offsets_at,
+            upper_at,
+            words,
+        })
+    }
+}
+
 impl FlatGraph {
     /// Copy the links and codes out of `graph`, whose data ids are `0..slots`.
     pub(crate) fn from_hnsw(
-        graph: &Hnsw<'static, i8, CodeDistance>,
+        graph: &Hnsw<'_, i8, CodeDistance>,
         slots: usize,
         dim: usize,
     ) -> Option<Self> {
@@ -155,52 +204,90 @@ impl FlatGraph {
         Self::parse(Buf::Owned(w))
     }
 
-    /// Map a saved `walk.bin` of `slots` codes of `dim` dimensions.
-    pub(crate) fn load(path: &Path, slots: usize, dim: usize) -> Result<Self, String> {
-        let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        // SAFETY: dump files are written once into a fresh folder and never modified.
-        let map =
-            unsafe { memmap2::Mmap::map(&f) }.map_err(|e| format!("{}: {e}", path.display()))?;
-        if map.len() % 4 != 0 || bytemuck::try_cast_slice::<u8, u32>(&map[..]).is_err() {
-            return Err(format!("{} is damaged", path.display()));
-        }
-        let g = Self::parse(Buf::Mapped(map))
-            .ok_or_else(|| format!("{} is damaged", path.display()))?;
-        if g.slots != slots || g.dim != dim {
+    /// Load a saved `walk.bin` of `slots` codes of `dim` dimensions: memory-mapped if `map`, read
+    /// into memory otherwise. Any damage is an error (the caller loads hnsw_rs's graph instead).
+    ///
+    /// A mapped file must not change while mapped: a truncation makes the next read of a lost page
+    /// kill the process (SIGBUS). Dumps are written once and never modified; a library on a network
+    /// or FUSE file system is read instead (`persist::may_map`), and the README asks to keep the
+    /// library folder out of sync tools.
+    pub(crate) fn load(path: &Path, slots: usize, dim: usize, map: bool) -> Result<Self, String> {
+        let damaged = |why: &str| format!("{} is damaged: {why}", path.display());
+        let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // The header says how long the file must be: check that before mapping or reading it.
+        let mut head = [0u32; HEADER];
+        f.read_exact(bytemuck::cast_slice_mut(&mut head))
+            .map_err(|_| damaged("no header"))?;
+        let len = f
+            .metadata()
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
+        let layout = Layout::of(&head).ok_or_else(|| damaged("bad header"))?;
+        if layout.slots != slots || layout.dim != dim {
             return Err(format!(
                 "{} holds {} codes of {} dimensions, expected {slots} of {dim}",
                 path.display(),
-                g.slots,
-                g.dim
+                layout.slots,
+                layout.dim
             ));
         }
-        Ok(g)
+        if len != 4 * layout.words as u64 {
+            return Err(damaged(&format!(
+                "{len} bytes, {} expected",
+                4 * layout.words
+            )));
+        }
+        let buf = if map {
+            // SAFETY: dump files are written once into a fresh folder and never modified (see above
+            // for a file truncated behind our back).
+            let map = unsafe { memmap2::Mmap::map(&f) }
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if bytemuck::try_cast_slice::<u8, u32>(&map[..]).is_err() {
+                return Err(damaged("misaligned"));
+            }
+            Buf::Mapped(map)
+        } else {
+            let mut w = vec![0u32; layout.words];
+            f.seek(std::io::SeekFrom::Start(0))
+                .and_then(|_| f.read_exact(bytemuck::cast_slice_mut(&mut w)))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Buf::Owned(w)
+        };
+        Self::parse(buf).ok_or_else(|| damaged("bad layout"))
     }
 
     /// Check a buffer's layout and read its upper layers.
     fn parse(buf: Buf) -> Option<Self> {
         let w = buf.words();
-        if w.len() < HEADER || bytemuck::cast_slice::<u32, u8>(&w[..2]) != MAGIC {
-            return None;
-        }
-        let (dim, slots, entry) = (w[2] as usize, w[3] as usize, w[4]);
-        let (top, links_len, upper_words) = (w[5] as usize, w[6] as usize, w[7] as usize);
-        let offsets_at = HEADER + code_words(slots, dim);
-        let upper_at = offsets_at + slots + 1 + links_len;
-        if w.len() != upper_at + upper_words || entry as usize >= slots.max(1) {
+        let layout = Layout::of(w.get(..HEADER)?)?;
+        let Layout {
+            dim,
+            slots,
+            entry,
+            top,
+            links_len,
+            ..
+        } = layout;
+        if w.len() != layout.words {
             return None;
         }
         // Links and offsets are not scanned here (that would read the whole file at open): the
         // search skips any that point outside the graph.
-        if w[offsets_at + slots] as usize != links_len {
+        if w[layout.offsets_at + slots] as usize != links_len {
             return None;
         }
-        let mut rest = &w[upper_at..];
+        let mut rest = &w[layout.upper_at..];
         let mut upper = Vec::with_capacity(top);
         for _ in 0..top {
             let (&count, r) = rest.split_first()?;
             rest = r;
-            let mut layer = HashMap::with_capacity(count as usize);
+            // A node takes two words at least and a layer holds a slot once at most: no count
+            // read from the file reserves more than the file backs.
+            let count = count as usize;
+            if count > slots || count > rest.len() / 2 {
+                return None;
+            }
+            let mut layer = HashMap::with_capacity(count);
             for _ in 0..count {
                 let (&node, r) = rest.split_first()?;
                 let (&len, r) = r.split_first()?;

@@ -150,8 +150,8 @@ impl Library {
             Ok(true) => {}
             Ok(false) => {
                 return Err(Error::Locked(format!(
-                    "another Shoebox process is writing to {} (an `index` or `watch`); \
-                     wait for it to finish or stop it — search and status work meanwhile",
+                    "another Shoebox process (indexing, watching, or the app) is writing to {}; \
+                     wait for it to finish or stop it — searching works meanwhile",
                     self.opts.dir.display()
                 )))
             }

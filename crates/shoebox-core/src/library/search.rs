@@ -56,13 +56,7 @@ impl Library {
         if terms.is_empty() {
             return Err(Error::NothingToSearch);
         }
-        let texts: Vec<&str> = terms
-            .iter()
-            .filter_map(|t| match &t.kind {
-                TermKind::Text(s) => Some(s.as_str()),
-                TermKind::Image(_) => None,
-            })
-            .collect();
+        let texts = search::text_terms(&terms);
         let mut text_vecs = clip.embed_texts(&texts)?.into_iter();
         let mut acc = vec![0f32; clip.dim()];
         for t in &terms {
@@ -236,7 +230,7 @@ impl Library {
             Some(allowed) if allowed.len() <= 4096 => {
                 let ids: Vec<i64> = allowed.iter().copied().collect();
                 let items = self.catalog.embeddings(model_id, &ids)?;
-                search::exact_top_k(query, items, depth)
+                crate::index::exact_top_k(query, items, depth)
             }
             Some(allowed) => {
                 let keep = |id: i64| allowed.contains(&id);
@@ -268,13 +262,7 @@ impl Library {
             return Err(Error::TextRankingNeedsText);
         }
         let enc = self.text_encoder()?;
-        let texts: Vec<&str> = terms
-            .iter()
-            .filter_map(|t| match &t.kind {
-                TermKind::Text(s) => Some(s.as_str()),
-                TermKind::Image(_) => None,
-            })
-            .collect();
+        let texts = search::text_terms(&terms);
         let vecs = enc.embed(&texts)?;
         let mut q = vec![0f32; enc.dim()];
         for (t, v) in terms.iter().zip(&vecs) {
@@ -287,6 +275,6 @@ impl Library {
         if let Some(allowed) = allowed {
             items.retain(|(id, _)| allowed.contains(id));
         }
-        Ok(search::exact_top_k(&q, items, depth))
+        Ok(crate::index::exact_top_k(&q, items, depth))
     }
 }

@@ -186,14 +186,15 @@ impl Library {
             .ok_or_else(|| Error::NotInLibrary(path.to_path_buf()))
     }
 
+    fn photo_ids_of(&self, paths: &[PathBuf]) -> Result<Vec<i64>> {
+        paths.iter().map(|p| self.photo_id_of(p)).collect()
+    }
+
     /// Add a user tag to photos of the library.
     pub fn add_tag(&mut self, paths: &[PathBuf], tag: &str) -> Result<usize> {
         self.lock_for_writing()?;
         let tag = normalize_tag(tag)?;
-        let ids = paths
-            .iter()
-            .map(|p| self.photo_id_of(p))
-            .collect::<Result<Vec<_>>>()?;
+        let ids = self.photo_ids_of(paths)?;
         self.catalog.add_user_tag(&ids, &tag)?;
         Ok(ids.len())
     }
@@ -202,10 +203,7 @@ impl Library {
     pub fn remove_tag(&mut self, paths: &[PathBuf], tag: &str) -> Result<usize> {
         self.lock_for_writing()?;
         let tag = normalize_tag(tag)?;
-        let ids = paths
-            .iter()
-            .map(|p| self.photo_id_of(p))
-            .collect::<Result<Vec<_>>>()?;
+        let ids = self.photo_ids_of(paths)?;
         self.catalog.remove_tag(&ids, &tag)
     }
 

@@ -301,5 +301,9 @@ fn user_tags_persist_and_removed_tags_never_come_back() {
     // A path outside the library is a clear error.
     let out = run(&lib, &tm, &["tag", "add", "/etc/hostname", "x"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not in the library"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a photo of this library") && err.contains("shoebox add"),
+        "{err}"
+    );
 }

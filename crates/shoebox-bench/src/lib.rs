@@ -25,6 +25,7 @@ pub use configs::{
     BLIP_BASE_CONFIG, BLIP_BASE_PREPROCESSOR, CLIP_B32_CONFIG, CLIP_B32_PREPROCESSOR,
     MINILM_L6_CONFIG, VITGPT2_CONFIG, VITGPT2_PREPROCESSOR,
 };
+pub use phases::models::caption_like_sentences;
 pub use phases::run;
 pub use random_weights::{random_model, Arch};
 pub use report::{BenchOptions, BenchReport, HnswFigures, IndexFigures, QueryFigures};

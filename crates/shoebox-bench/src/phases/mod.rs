@@ -4,7 +4,7 @@
 
 mod hnsw;
 mod indexing;
-mod models;
+pub(crate) mod models;
 mod queries;
 
 use std::collections::BTreeMap;

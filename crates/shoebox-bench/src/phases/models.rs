@@ -198,9 +198,10 @@ const PLACES: &[&str] = &[
     "behind the village church",
 ];
 
-/// Sentences per second: 256 caption-like sentences of about 10 words, in batches of 32.
-fn time_sentences(enc: &TextEncoder) -> Result<f64> {
-    let sentences: Vec<String> = (0..256)
+/// `n` caption-like sentences of about 12 words ("a brown dog running on wet sand near the sea
+/// at sunset"), the same every run.
+pub fn caption_like_sentences(n: usize) -> Vec<String> {
+    (0..n)
         .map(|i| {
             format!(
                 "{} {} {}",
@@ -209,7 +210,12 @@ fn time_sentences(enc: &TextEncoder) -> Result<f64> {
                 PLACES[(i / (SUBJECTS.len() * ACTIONS.len())) % PLACES.len()]
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Sentences per second: 256 caption-like sentences of about 12 words, in batches of 32.
+fn time_sentences(enc: &TextEncoder) -> Result<f64> {
+    let sentences = caption_like_sentences(256);
     let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
     enc.embed(&refs[..32])?; // warm-up
     let t = Instant::now();

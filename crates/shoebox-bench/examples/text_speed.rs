@@ -1,38 +1,11 @@
 //! Sentence-encoder throughput: 256 caption-like sentences of about 12 words, embedded in batches
-//! of 32. Usage: `cargo run --release --example text_speed MODEL_DIR` (MODEL_DIR: a folder holding
+//! of 32. Usage: `cargo run --release -p shoebox-bench --example text_speed MODEL_DIR` (MODEL_DIR: a folder holding
 //! all-MiniLM-L6-v2, e.g. the one scripts/fetch-minilm.sh prints).
 
 use std::time::Instant;
 
 use shoebox_core::models::hub;
 use shoebox_core::models::text::{TextEncoder, TEXT_FILES};
-
-const SUBJECTS: &[&str] = &[
-    "a brown dog",
-    "two small children",
-    "an old man",
-    "a small white cat",
-    "a group of friends",
-    "a red vintage car",
-    "a smiling woman",
-    "a flock of birds",
-];
-const ACTIONS: &[&str] = &[
-    "running on wet sand",
-    "sitting on a bench",
-    "waiting at the station",
-    "playing in the park",
-];
-const PLACES: &[&str] = &[
-    "near the sea at sunset",
-    "under a cloudy sky",
-    "in the busy city",
-    "beside a snowy mountain",
-    "on a summer afternoon",
-    "next to a lake",
-    "at a birthday party",
-    "behind the village church",
-];
 
 fn main() {
     let dir = std::env::args()
@@ -41,16 +14,7 @@ fn main() {
     let dir =
         hub::resolve(&dir, TEXT_FILES, &Default::default()).expect("a sentence-encoder folder");
     let enc = TextEncoder::load(&dir, &candle_core::Device::Cpu).expect("loadable model");
-    let sentences: Vec<String> = (0..256)
-        .map(|i| {
-            format!(
-                "{} {} {}",
-                SUBJECTS[i % SUBJECTS.len()],
-                ACTIONS[(i / SUBJECTS.len()) % ACTIONS.len()],
-                PLACES[(i / (SUBJECTS.len() * ACTIONS.len())) % PLACES.len()]
-            )
-        })
-        .collect();
+    let sentences = shoebox_bench::caption_like_sentences(256);
     let words = sentences
         .iter()
         .map(|s| s.split_whitespace().count())

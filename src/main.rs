@@ -115,8 +115,14 @@ enum Command {
         #[arg(long)]
         failed: bool,
     },
-    /// Find photos by description, by example image, or both
+    /// Find photos by description, by example image, or both; with no query, list the photos that
+    /// pass the filters newest first
     Search(SearchArgs),
+    /// List the places photos were taken at (from their GPS), with photo counts
+    Places {
+        #[arg(long)]
+        json: bool,
+    },
     /// Sort images into labels you type (zero-shot), optionally moving or copying them into folders
     #[command(arg_required_else_help = true)]
     Classify(ClassifyArgs),
@@ -212,6 +218,13 @@ struct SearchArgs {
     /// Only photos with this tag (repeatable: all must match)
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
+    /// Only photos taken in this city, region or country (repeatable: any may match; case and
+    /// accents do not matter)
+    #[arg(long = "place", value_name = "NAME")]
+    places: Vec<String>,
+    /// Only photos taken within KM kilometres of a position [default KM: 25]
+    #[arg(long, value_name = "LAT,LON[,KM]", allow_hyphen_values = true)]
+    near: Option<String>,
     /// Ranking: clip (image embeddings), text (caption embeddings) or hybrid (both, fused)
     /// [default: hybrid once captions are embedded and the query is text only, else clip]
     #[arg(long, value_name = "MODE", value_parser = engine_value::<SearchMode>)]
@@ -448,6 +461,7 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
         Command::Search(args) => search(cli, args)?,
+        Command::Places { json } => places(cli, *json)?,
         Command::Tag { action } => {
             let mut lib = open(cli)?;
             let (add, args) = match action {
@@ -920,6 +934,8 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<()> {
         before: a.before.clone(),
         types: a.types.clone(),
         tags: a.tags.clone(),
+        places: a.places.clone(),
+        near: a.near.clone(),
         min_score: a.min_score,
         limit: a.limit,
         sort: a.sort.unwrap_or_default(),
@@ -942,8 +958,31 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<()> {
             eprintln!("no matches");
         }
     }
+    if !resp.place_filter.is_empty() && !cli.quiet {
+        eprintln!("place: {}", resp.place_filter.join(", "));
+    }
     for h in &resp.results {
-        println!("{:>3}  {:.3}  {}", h.rank, h.score, h.path);
+        if resp.mode == SearchMode::Timeline {
+            println!("{:>3}  {:<19}  {}", h.rank, h.date, h.path);
+        } else {
+            println!("{:>3}  {:.3}  {}", h.rank, h.score, h.path);
+        }
+    }
+    Ok(())
+}
+
+fn places(cli: &Cli, json: bool) -> Result<()> {
+    let lib = open(cli)?;
+    let places = lib.places()?;
+    if json {
+        println!("{}", serde_json::to_string(&places)?);
+        return Ok(());
+    }
+    if places.is_empty() && !cli.quiet {
+        eprintln!("no photo has a place yet (places come from the photos' GPS positions)");
+    }
+    for p in &places {
+        println!("{:>6}  {}, {}, {}", p.count, p.city, p.region, p.country);
     }
     Ok(())
 }

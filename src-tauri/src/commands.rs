@@ -7,8 +7,8 @@
 
 use std::path::PathBuf;
 
-use shoebox_core::library::Status;
-use shoebox_core::search::SearchResponse;
+use shoebox_core::library::{PlaceCount, Status};
+use shoebox_core::search::{SearchResponse, Timeline};
 use shoebox_core::tags::TagCount;
 use shoebox_core::thumbs::PhotoDetails;
 use tauri::{AppHandle, State};
@@ -126,6 +126,23 @@ pub async fn confirm_folder(
 pub async fn search(core: State<'_, Core>, args: SearchArgs) -> ApiResult<SearchResponse> {
     let core = core.inner().clone();
     blocking(move || core.search(&args)).await
+}
+
+#[tauri::command]
+pub async fn timeline(
+    core: State<'_, Core>,
+    args: SearchArgs,
+    offset: usize,
+    limit: usize,
+) -> ApiResult<Timeline> {
+    let core = core.inner().clone();
+    blocking(move || core.timeline(&args, offset, limit)).await
+}
+
+#[tauri::command]
+pub async fn places(core: State<'_, Core>) -> ApiResult<Vec<PlaceCount>> {
+    let core = core.inner().clone();
+    blocking(move || core.places()).await
 }
 
 #[tauri::command]

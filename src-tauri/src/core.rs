@@ -29,13 +29,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shoebox_core::captions::{self, FileCaption};
 use shoebox_core::classify;
+use shoebox_core::library::PlaceCount;
 use shoebox_core::library::Status;
 use shoebox_core::models::caption::CaptionOptions;
 use shoebox_core::models::hub::{Download, DownloadProgress};
 use shoebox_core::pipeline::PipelineOptions;
 use shoebox_core::rank::higher_first;
 use shoebox_core::search::{
-    parse_mode, SearchHit, SearchInput, SearchMode, SearchRequest, SearchResponse,
+    parse_mode, SearchHit, SearchInput, SearchMode, SearchRequest, SearchResponse, Timeline,
 };
 use shoebox_core::tags::TagCount;
 use shoebox_core::thumbs::PhotoDetails;
@@ -200,6 +201,10 @@ pub struct SearchArgs {
     pub before: Option<String>,
     pub types: Vec<String>,
     pub tags: Vec<String>,
+    /// Place names (city, region or country; any may match).
+    pub places: Vec<String>,
+    /// "LAT,LON[,KM]".
+    pub near: Option<String>,
     pub min_score: Option<f32>,
     pub limit: Option<usize>,
     /// "score" or "date".
@@ -231,6 +236,8 @@ impl SearchArgs {
             before: self.before.clone(),
             types: self.types.clone(),
             tags: self.tags.clone(),
+            places: self.places.clone(),
+            near: self.near.clone(),
             min_score: self.min_score,
             limit: Some(self.limit.unwrap_or(GRID_PAGE)),
             sort: nonempty(&self.sort)
@@ -956,6 +963,24 @@ impl Core {
     /// A search. Photos to search by must be readable ([`Core::may_read`]); the folder filter must
     /// be a library folder or inside one (checked lexically: the engine then resolves it).
     pub fn search(&self, args: &SearchArgs) -> ApiResult<SearchResponse> {
+        let req = self.checked_request(args)?;
+        self.with_search(|lib| lib.search(&req))
+    }
+
+    /// A page of the timeline (what an empty search box shows): the photos that pass the form's
+    /// filters, newest first, `limit` of them from `offset`, with the months they span.
+    pub fn timeline(&self, args: &SearchArgs, offset: usize, limit: usize) -> ApiResult<Timeline> {
+        let req = self.checked_request(args)?;
+        self.with_view(|lib| lib.timeline(&req, offset, limit))
+    }
+
+    /// The library's places with photo counts (the Places facet).
+    pub fn places(&self) -> ApiResult<Vec<PlaceCount>> {
+        self.with_view(|lib| lib.places())
+    }
+
+    /// The engine request for the form, once what it names has been checked.
+    fn checked_request(&self, args: &SearchArgs) -> ApiResult<SearchRequest> {
         // Searched by where they really are (what was checked).
         let like = args
             .like
@@ -974,7 +999,7 @@ impl Core {
         }
         let mut req = args.to_request()?;
         req.like = like;
-        self.with_search(|lib| lib.search(&req))
+        Ok(req)
     }
 
     /// Details of a library photo (a file the user handed over gets `not_in_library`).

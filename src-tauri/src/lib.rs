@@ -36,6 +36,8 @@ macro_rules! app_commands {
             commands::pick_folder,
             commands::confirm_folder,
             commands::search,
+            commands::timeline,
+            commands::places,
             commands::photo,
             commands::tags,
             commands::save_settings,

@@ -62,6 +62,10 @@ pub struct PhotoMeta {
     pub taken_at: Option<String>,
     pub camera_make: Option<String>,
     pub camera_model: Option<String>,
+    /// EXIF GPS position (latitude, longitude in decimal degrees).
+    pub gps: Option<(f64, f64)>,
+    /// EXIF time zone offset of `taken_at` ('+01:00'), when the camera wrote one.
+    pub taken_offset: Option<String>,
 }
 
 /// A decoded, upright image plus what was learned about the file.
@@ -77,6 +81,8 @@ pub struct ExifInfo {
     pub taken_at: Option<String>,
     pub make: Option<String>,
     pub model: Option<String>,
+    pub gps: Option<(f64, f64)>,
+    pub taken_offset: Option<String>,
 }
 
 fn ascii_field(exif: &exif::Exif, tag: exif::Tag) -> Option<String> {
@@ -97,10 +103,16 @@ fn ascii_field(exif: &exif::Exif, tag: exif::Tag) -> Option<String> {
     }
 }
 
-/// Read the EXIF block of a file's bytes (JPEG, TIFF, PNG, WebP, HEIF). Missing or broken EXIF is no error.
+/// Read the EXIF block of a file's bytes (JPEG, TIFF, PNG, WebP, HEIF). Missing or broken EXIF is no
+/// error; what could be read of a damaged block (an odd IFD link, say) is kept.
 pub fn read_exif(bytes: &[u8]) -> ExifInfo {
-    let Ok(exif) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) else {
-        return ExifInfo::default();
+    let exif = match exif::Reader::new()
+        .continue_on_error(true)
+        .read_from_container(&mut Cursor::new(bytes))
+    {
+        Ok(exif) => exif,
+        Err(exif::Error::PartialResult(partial)) => partial.into_inner().0,
+        Err(_) => return ExifInfo::default(),
     };
     let orientation = exif
         .get_field(exif::Tag::Orientation, exif::In::PRIMARY)
@@ -111,12 +123,73 @@ pub fn read_exif(bytes: &[u8]) -> ExifInfo {
         .or_else(|| ascii_field(&exif, exif::Tag::DateTimeDigitized))
         .or_else(|| ascii_field(&exif, exif::Tag::DateTime))
         .and_then(|s| parse_exif_datetime(&s));
+    let taken_offset = ascii_field(&exif, exif::Tag::OffsetTimeOriginal)
+        .or_else(|| ascii_field(&exif, exif::Tag::OffsetTime))
+        .filter(|o| parse_offset(o).is_some());
     ExifInfo {
         orientation,
         taken_at,
         make: ascii_field(&exif, exif::Tag::Make),
         model: ascii_field(&exif, exif::Tag::Model),
+        gps: gps_position(&exif),
+        taken_offset,
     }
+}
+
+/// One GPS coordinate: degrees, minutes, seconds as three rationals, signed by its reference
+/// ('S' and 'W' are negative).
+fn gps_coordinate(exif: &exif::Exif, value: exif::Tag, reference: exif::Tag) -> Option<f64> {
+    let f = exif.get_field(value, exif::In::PRIMARY)?;
+    let exif::Value::Rational(parts) = &f.value else {
+        return None;
+    };
+    let mut deg = 0.0;
+    for (i, r) in parts.iter().take(3).enumerate() {
+        if r.denom == 0 {
+            return None;
+        }
+        deg += r.to_f64() / [1.0, 60.0, 3600.0][i];
+    }
+    let sign = match ascii_field(exif, reference).as_deref().map(str::trim) {
+        Some("S") | Some("W") => -1.0,
+        Some("N") | Some("E") | None => 1.0,
+        Some(_) => return None,
+    };
+    Some(sign * deg)
+}
+
+fn gps_position(exif: &exif::Exif) -> Option<(f64, f64)> {
+    let lat = gps_coordinate(exif, exif::Tag::GPSLatitude, exif::Tag::GPSLatitudeRef)?;
+    let lon = gps_coordinate(exif, exif::Tag::GPSLongitude, exif::Tag::GPSLongitudeRef)?;
+    // (0, 0) is what a camera without a fix often writes.
+    (crate::places::valid_position(lat, lon) && (lat, lon) != (0.0, 0.0)).then_some((lat, lon))
+}
+
+/// '+01:00' → minutes east of UTC; None for junk.
+pub fn parse_offset(s: &str) -> Option<i32> {
+    let s = s.trim();
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..=14).contains(&h) && (0..60).contains(&m)).then_some(sign * (h * 60 + m))
+}
+
+/// The EXIF block of a file, read from its first 4 MiB (where JPEG, TIFF and HEIF keep it); None
+/// when the file cannot be read.
+pub fn read_file_exif(path: &std::path::Path) -> Option<ExifInfo> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(4 << 20)
+        .read_to_end(&mut head)
+        .ok()?;
+    // A panic in the EXIF parser costs this file's position, never the run.
+    std::panic::catch_unwind(|| read_exif(&head)).ok()
 }
 
 /// "2021:07:04 18:30:00" → "2021-07-04T18:30:00"; None for zeros or junk.
@@ -375,6 +448,8 @@ pub fn decode_bytes(bytes: &[u8], min_short: u32) -> Result<(RgbImage, PhotoMeta
         height: dh,
         orientation: exif.orientation,
         taken_at: exif.taken_at,
+        gps: exif.gps,
+        taken_offset: exif.taken_offset,
         camera_make: exif.make,
         camera_model: exif.model,
         ..PhotoMeta::default()

@@ -14,6 +14,7 @@ pub mod library;
 pub mod models;
 pub mod options;
 pub mod pipeline;
+pub mod places;
 pub mod rank;
 pub mod scan;
 pub mod search;

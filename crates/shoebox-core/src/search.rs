@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::catalog::PhotoInfo;
 use crate::error::{Error, Result};
+use crate::places::{fold, place_matches, Near, PlaceInfo};
 
 /// One term of a compound query.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +109,10 @@ pub struct Filters {
     pub types: Vec<String>,
     /// Only photos carrying every one of these tags.
     pub tags: Vec<String>,
+    /// Only photos taken at one of these places (folded names: city, region or country).
+    pub places: Vec<String>,
+    /// Only photos taken within this circle.
+    pub near: Option<Near>,
 }
 
 impl Filters {
@@ -117,6 +122,8 @@ impl Filters {
             && self.before.is_none()
             && self.types.is_empty()
             && self.tags.is_empty()
+            && self.places.is_empty()
+            && self.near.is_none()
     }
 
     /// Whether a photo passes.
@@ -139,6 +146,20 @@ impl Filters {
                 return false;
             }
         }
+        if !self.places.is_empty() {
+            let Some(place) = &p.place else {
+                return false;
+            };
+            if !self.places.iter().any(|n| place_matches(place, n)) {
+                return false;
+            }
+        }
+        if let Some(near) = &self.near {
+            match (p.lat, p.lon) {
+                (Some(lat), Some(lon)) if near.contains(lat, lon) => {}
+                _ => return false,
+            }
+        }
         true
     }
 }
@@ -153,12 +174,17 @@ fn canonical_ext(e: &str) -> &str {
 
 /// A photo's date for filtering and sorting: EXIF capture time, else the file's mtime (local time).
 pub fn photo_date(p: &PhotoInfo) -> String {
-    if let Some(t) = &p.taken_at {
-        return t.clone();
+    date_key(p.taken_at.as_deref(), p.mtime_ns)
+}
+
+/// The date a photo sorts by, 'YYYY-MM-DDTHH:MM:SS': its capture time, else its file time (local).
+pub fn date_key(taken_at: Option<&str>, mtime_ns: i64) -> String {
+    if let Some(t) = taken_at {
+        return t.to_string();
     }
     use chrono::TimeZone;
     chrono::Local
-        .timestamp_nanos(p.mtime_ns)
+        .timestamp_nanos(mtime_ns)
         .naive_local()
         .format("%Y-%m-%dT%H:%M:%S")
         .to_string()
@@ -209,6 +235,8 @@ pub enum SearchMode {
     Text,
     /// Both rankings fused by reciprocal rank fusion.
     Hybrid,
+    /// No query: the photos that pass the filters, newest first (scores are 0).
+    Timeline,
 }
 
 impl std::str::FromStr for SearchMode {
@@ -279,6 +307,10 @@ pub struct SearchInput {
     pub types: Vec<String>,
     /// Tags as typed (normalized as tags are stored).
     pub tags: Vec<String>,
+    /// Place names as typed (city, region or country; any one matches).
+    pub places: Vec<String>,
+    /// 'LAT,LON[,KM]' as typed.
+    pub near: Option<String>,
     pub min_score: Option<f32>,
     /// None: [`DEFAULT_LIMIT`]; at most [`MAX_LIMIT`].
     pub limit: Option<usize>,
@@ -318,6 +350,13 @@ impl SearchInput {
                     .filter(|t| !t.trim().is_empty())
                     .map(|t| crate::tags::normalize_tag(t))
                     .collect::<Result<_>>()?,
+                places: self
+                    .places
+                    .iter()
+                    .map(|p| fold(p))
+                    .filter(|p| !p.is_empty())
+                    .collect(),
+                near: nonblank(&self.near).map(str::parse).transpose()?,
             },
             limit: self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
             min_score: self.min_score,
@@ -359,10 +398,14 @@ pub struct SearchHit {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub taken_at: Option<String>,
+    /// The date it sorts by: `taken_at`, else the file's time (local), 'YYYY-MM-DDTHH:MM:SS'.
+    pub date: String,
     /// The photo's caption, when the library has captioned it.
     pub caption: Option<String>,
     /// The photo's tags, best first.
     pub tags: Vec<String>,
+    /// Where it was taken (null without GPS or without a town near).
+    pub place: Option<PlaceInfo>,
     #[serde(skip)]
     pub photo_id: i64,
 }
@@ -375,7 +418,83 @@ pub struct SearchResponse {
     /// How the results were ranked.
     pub mode: SearchMode,
     pub took_ms: f64,
+    /// Words of the query taken as a place filter ("beach in Portugal" → ["Portugal"]).
+    pub place_filter: Vec<String>,
     pub results: Vec<SearchHit>,
+}
+
+/// The library (or what passes the filters) newest first, a page at a time, with the months it
+/// spans for a scrubber.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeline {
+    /// Photos in the whole timeline.
+    pub total: usize,
+    /// 'YYYY-MM' and how many photos, newest first; counts add up to `total`.
+    pub months: Vec<MonthCount>,
+    /// Index of the first result in the timeline.
+    pub offset: usize,
+    pub results: Vec<SearchHit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MonthCount {
+    pub month: String,
+    pub count: usize,
+}
+
+/// Words a person puts before a place: "beach in Portugal", "sunset at Lisbon".
+const PLACE_PREPOSITIONS: &[&str] = &["in", "at", "from", "near", "around"];
+
+/// Split the place out of a free-text query: the longest runs of words (up to four) that name one
+/// of `known` (folded names of places in the library). A run is taken when it is a country, starts
+/// with a capital, or follows a place preposition, which is dropped with it; so "sunset" stays a
+/// word even in a library with a photo from Sunset, Louisiana, while "sunset in Sunset" does not.
+/// Returns the rest of the query and the names taken, as typed.
+pub fn split_place_words(
+    query: &str,
+    known: &HashSet<String>,
+    countries: &HashSet<String>,
+) -> (String, Vec<String>) {
+    let words: Vec<&str> = query.split_whitespace().collect();
+    let mut keep = vec![true; words.len()];
+    let mut taken = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let mut matched = 0;
+        for n in (1..=4.min(words.len() - i)).rev() {
+            let run = words[i..i + n].join(" ");
+            let folded = fold(&run);
+            if folded.is_empty() || !known.contains(&folded) {
+                continue;
+            }
+            let after_prep = i > 0 && PLACE_PREPOSITIONS.contains(&fold(words[i - 1]).as_str());
+            let capital = run.chars().next().is_some_and(char::is_uppercase);
+            if countries.contains(&folded) || capital || after_prep {
+                matched = n;
+                if after_prep {
+                    keep[i - 1] = false;
+                }
+                let trimmed = run.trim_matches(|c: char| !c.is_alphanumeric());
+                taken.push(trimmed.to_string());
+                break;
+            }
+        }
+        if matched > 0 {
+            for k in &mut keep[i..i + matched] {
+                *k = false;
+            }
+            i += matched;
+        } else {
+            i += 1;
+        }
+    }
+    let rest: Vec<&str> = words
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(w, _)| *w)
+        .collect();
+    (rest.join(" "), taken)
 }
 
 /// Ids allowed by filters, from the embedded photos.
@@ -464,6 +583,38 @@ mod tests {
             vec![text(1.0, "time: 12-3")]
         );
         assert!(parse_query("a +  + b").is_err());
+    }
+
+    #[test]
+    fn place_words_are_split_from_queries() {
+        let known: HashSet<String> = ["portugal", "lisbon", "sunset", "new york", "sao paulo"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let countries: HashSet<String> = ["portugal".to_string()].into();
+        let split = |q: &str| split_place_words(q, &known, &countries);
+        assert_eq!(
+            split("beach in Portugal"),
+            ("beach".to_string(), vec!["Portugal".to_string()])
+        );
+        assert_eq!(
+            split("beach in portugal"),
+            ("beach".to_string(), vec!["portugal".to_string()])
+        );
+        assert_eq!(split("a sunset over the sea").1, Vec::<String>::new());
+        assert_eq!(
+            split("sunset in sunset"),
+            ("sunset".to_string(), vec!["sunset".to_string()])
+        );
+        assert_eq!(
+            split("taxi New York"),
+            ("taxi".to_string(), vec!["New York".to_string()])
+        );
+        assert_eq!(
+            split("São Paulo at night"),
+            ("at night".to_string(), vec!["São Paulo".to_string()])
+        );
+        assert_eq!(split("Lisbon"), (String::new(), vec!["Lisbon".to_string()]));
     }
 
     #[test]

@@ -147,6 +147,10 @@ pub struct PhotoDetails {
     pub taken_at: Option<String>,
     /// The date search filters and sorts by: capture time, else file time.
     pub date: String,
+    /// Time zone offset of `taken_at` ('+01:00'), when the camera wrote one.
+    pub taken_offset: Option<String>,
+    /// Where it was taken (from its GPS position), when known.
+    pub place: Option<crate::places::PlaceInfo>,
     /// Camera make and model, when known.
     pub camera: Option<String>,
     /// The caption from the configured captioning model, once made.

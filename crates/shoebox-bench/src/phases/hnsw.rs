@@ -35,6 +35,7 @@ impl Run<'_> {
         let (ids, generation, last_row) =
             fill_catalog(&dir, &self.work, &self.clip.name, &flat, dim)?;
         self.note("catalog_fill_s", json!(round(t.elapsed().as_secs_f64(), 2)));
+        self.measure_places(&dir, n)?;
 
         let params = self.opts.hnsw;
         self.progress(&format!(
@@ -225,6 +226,8 @@ fn fill_catalog(
                         taken_at: Some(format!("20{:02}-06-01T12:00:00", 10 + i % 15)),
                         camera_make: Some("Shoebox".into()),
                         camera_model: Some("Bench Camera 12MP".into()),
+                        gps: super::places::bench_position(i),
+                        taken_offset: Some("+01:00".into()),
                     },
                     vector: flat[i * dim..(i + 1) * dim].to_vec(),
                 }

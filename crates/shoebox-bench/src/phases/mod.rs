@@ -1,10 +1,11 @@
 //! A bench run, phase by phase: the models, the generated photos and indexing speed
 //! (`indexing`), the query library and the HNSW figures (`hnsw`), opening it and querying it
-//! (`queries`), then the captioner and the sentence encoder (`models`).
+//! (`queries`), reverse geocoding (`places`), then the captioner and the sentence encoder (`models`).
 
 mod hnsw;
 mod indexing;
 pub(crate) mod models;
+mod places;
 mod queries;
 
 use std::collections::BTreeMap;

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_captions.sql"),
     include_str!("../../migrations/0003_tags.sql"),
+    include_str!("../../migrations/0004_places.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -152,6 +153,27 @@ pub struct PhotoInfo {
     pub mtime_ns: i64,
     pub camera_make: Option<String>,
     pub camera_model: Option<String>,
+    /// EXIF GPS position.
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    /// Time zone offset of `taken_at` ('+01:00'), when the camera wrote one.
+    pub taken_offset: Option<String>,
+    /// Where the photo was taken (reverse-geocoded from its position).
+    pub place: Option<crate::places::Place>,
+}
+
+impl PhotoInfo {
+    /// The place as results show it (None without a place).
+    pub fn place_info(&self) -> Option<crate::places::PlaceInfo> {
+        let p = self.place.as_ref()?;
+        Some(crate::places::PlaceInfo {
+            city: p.city.clone(),
+            region: p.region.clone(),
+            country: p.country(),
+            lat: self.lat?,
+            lon: self.lon?,
+        })
+    }
 }
 
 /// Per-folder photo counts for `status`.

@@ -8,6 +8,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::*;
 use crate::error::Result;
+use crate::places::Place;
 
 impl Catalog {
     // ---- scan ----
@@ -205,7 +206,9 @@ impl Catalog {
     // ---- search ----
 
     const INFO_SELECT: &'static str = "SELECT p.id, r.path, p.rel_path, p.ext, p.width, p.height, \
-        p.taken_at, p.mtime_ns, p.camera_make, p.camera_model FROM photos p JOIN roots r ON r.id = p.root_id";
+        p.taken_at, p.mtime_ns, p.camera_make, p.camera_model, p.lat, p.lon, p.taken_offset, \
+        pl.city, pl.region, pl.cc FROM photos p JOIN roots r ON r.id = p.root_id \
+        LEFT JOIN places pl ON pl.id = p.place_id";
 
     fn info_row(r: &rusqlite::Row) -> rusqlite::Result<PhotoInfo> {
         let root = bytes_to_path(r.get(1)?);
@@ -219,6 +222,13 @@ impl Catalog {
             mtime_ns: r.get(7)?,
             camera_make: r.get(8)?,
             camera_model: r.get(9)?,
+            lat: r.get(10)?,
+            lon: r.get(11)?,
+            taken_offset: r.get(12)?,
+            place: match (r.get(13)?, r.get(14)?, r.get(15)?) {
+                (Some(city), Some(region), Some(cc)) => Some(Place { city, region, cc }),
+                _ => None,
+            },
         })
     }
 
@@ -238,6 +248,134 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Every indexed photo (status ok), for the filtered timeline.
+    pub fn ok_infos(&self) -> Result<Vec<PhotoInfo>> {
+        let mut st = self
+            .conn
+            .prepare(&format!("{} WHERE p.status = 'ok'", Self::INFO_SELECT))?;
+        let rows = st.query_map([], Self::info_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The unfiltered timeline: how many indexed photos each month has ('YYYY-MM', newest first).
+    pub fn months(&self) -> Result<Vec<(String, usize)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT substr(date_key, 1, 7) AS m, COUNT(*) FROM photos \
+             WHERE status = 'ok' AND date_key IS NOT NULL GROUP BY m ORDER BY m DESC",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A page of the unfiltered timeline: photo ids and dates, newest first.
+    pub fn timeline_page(&self, offset: usize, limit: usize) -> Result<Vec<(i64, String)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, date_key FROM photos WHERE status = 'ok' AND date_key IS NOT NULL \
+             ORDER BY date_key DESC, id DESC LIMIT ?1 OFFSET ?2",
+        )?;
+        let rows = st.query_map([limit as i64, offset as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ---- places ----
+
+    /// Indexed photos read before positions were kept: their EXIF is read again once.
+    pub fn photos_to_reread(&self, limit: usize) -> Result<Vec<(i64, PathBuf)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT p.id, r.path, p.rel_path FROM photos p JOIN roots r ON r.id = p.root_id \
+             WHERE p.status = 'ok' AND p.meta_version = 0 LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit as i64], |r| {
+            Ok((
+                r.get(0)?,
+                bytes_to_path(r.get(1)?).join(bytes_to_path(r.get(2)?)),
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Store what a second read of EXIF found (None: the file could not be read; it stays as it was).
+    pub fn set_reread(
+        &mut self,
+        rows: &[(i64, Option<(Option<(f64, f64)>, Option<String>)>)],
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut found = tx.prepare_cached(
+                "UPDATE photos SET lat = ?2, lon = ?3, taken_offset = ?4, place_id = NULL, geocoded = 0, \
+                 meta_version = 1 WHERE id = ?1",
+            )?;
+            let mut unread =
+                tx.prepare_cached("UPDATE photos SET meta_version = 1 WHERE id = ?1")?;
+            for (id, r) in rows {
+                match r {
+                    Some((gps, offset)) => {
+                        found.execute(params![id, gps.map(|g| g.0), gps.map(|g| g.1), offset])?
+                    }
+                    None => unread.execute([id])?,
+                };
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Photos with a position that has not been reverse-geocoded yet.
+    pub fn photos_to_geocode(&self, limit: usize) -> Result<Vec<(i64, f64, f64)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, lat, lon FROM photos WHERE lat IS NOT NULL AND lon IS NOT NULL \
+             AND geocoded = 0 LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Store places found for photos (None: no town near its position).
+    pub fn set_places(&mut self, rows: &[(i64, Option<Place>)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO places (city, region, cc) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (city, region, cc) DO UPDATE SET city = city RETURNING id",
+            )?;
+            let mut set =
+                tx.prepare_cached("UPDATE photos SET place_id = ?2, geocoded = 1 WHERE id = ?1")?;
+            for (id, place) in rows {
+                let pid: Option<i64> = match place {
+                    Some(p) => {
+                        Some(upsert.query_row(params![p.city, p.region, p.cc], |r| r.get(0))?)
+                    }
+                    None => None,
+                };
+                set.execute(params![id, pid])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The library's places with how many indexed photos each has, most photos first.
+    pub fn place_counts(&self) -> Result<Vec<(Place, usize)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT pl.city, pl.region, pl.cc, COUNT(*) AS n FROM photos p \
+             JOIN places pl ON pl.id = p.place_id WHERE p.status = 'ok' \
+             GROUP BY pl.id ORDER BY n DESC, pl.cc, pl.city",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                Place {
+                    city: r.get(0)?,
+                    region: r.get(1)?,
+                    cc: r.get(2)?,
+                },
+                r.get::<_, i64>(3)? as usize,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Every photo with an embedding for the model (for filtered search).
     pub fn embedded_infos(&self, model_id: i64) -> Result<Vec<PhotoInfo>> {
         let mut st = self.conn.prepare(&format!(
@@ -252,7 +390,9 @@ impl Catalog {
 fn record_in(tx: &Transaction, model_id: i64, outcomes: &[Outcome]) -> Result<()> {
     let mut ok = tx.prepare_cached(
         "UPDATE photos SET size = ?2, mtime_ns = ?3, hash = ?4, width = ?5, height = ?6, orientation = ?7, \
-         taken_at = ?8, camera_make = ?9, camera_model = ?10, status = 'ok', failure = NULL WHERE id = ?1",
+         taken_at = ?8, camera_make = ?9, camera_model = ?10, status = 'ok', failure = NULL, \
+         lat = ?11, lon = ?12, taken_offset = ?13, date_key = ?14, place_id = NULL, geocoded = 0, \
+         meta_version = 1 WHERE id = ?1",
     )?;
     let mut emb = tx.prepare_cached(
         "INSERT OR REPLACE INTO embeddings (photo_id, model_id, vector) VALUES (?1, ?2, ?3)",
@@ -274,7 +414,11 @@ fn record_in(tx: &Transaction, model_id: i64, outcomes: &[Outcome]) -> Result<()
                     meta.orientation,
                     meta.taken_at,
                     meta.camera_make,
-                    meta.camera_model
+                    meta.camera_model,
+                    meta.gps.map(|g| g.0),
+                    meta.gps.map(|g| g.1),
+                    meta.taken_offset,
+                    crate::search::date_key(meta.taken_at.as_deref(), meta.mtime_ns),
                 ])?;
                 if n > 0 {
                     emb.execute(params![id, model_id, vec_to_blob(vector)])?;

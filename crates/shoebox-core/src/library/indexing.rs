@@ -161,7 +161,46 @@ impl Library {
             };
             report.pipeline = pipeline::run(sink, clip, work, opts, cancel, on_progress)?;
         }
+        self.locate_photos(cancel)?;
         Ok(report)
+    }
+
+    /// Give photos their places: read the position of photos indexed before positions were kept,
+    /// then reverse-geocode every position not geocoded yet (offline; the GeoNames table loads on
+    /// first need). Both steps commit in batches and resume where they stopped.
+    pub(crate) fn locate_photos(&mut self, cancel: &AtomicBool) -> Result<usize> {
+        const BATCH: usize = 500;
+        let stop = || cancel.load(std::sync::atomic::Ordering::Relaxed);
+        loop {
+            let rows = self.catalog.photos_to_reread(BATCH)?;
+            if rows.is_empty() || stop() {
+                break;
+            }
+            let found: Vec<_> = rows
+                .into_iter()
+                .map(|(id, path)| {
+                    (
+                        id,
+                        crate::decode::read_file_exif(&path).map(|e| (e.gps, e.taken_offset)),
+                    )
+                })
+                .collect();
+            self.catalog.set_reread(&found)?;
+        }
+        let mut located = 0;
+        loop {
+            let rows = self.catalog.photos_to_geocode(BATCH)?;
+            if rows.is_empty() || stop() {
+                break;
+            }
+            let places: Vec<_> = rows
+                .into_iter()
+                .map(|(id, lat, lon)| (id, crate::places::locate(lat, lon)))
+                .collect();
+            located += places.iter().filter(|p| p.1.is_some()).count();
+            self.catalog.set_places(&places)?;
+        }
+        Ok(located)
     }
 
     /// Save the in-memory index when the saved one is missing or behind the catalog.

@@ -12,6 +12,8 @@ mod tags;
 mod thumbs;
 pub mod watch;
 
+pub use search::PlaceCount;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

@@ -10,7 +10,11 @@ use crate::decode::decode_file;
 use crate::error::{Error, Result};
 use crate::files::display_path;
 use crate::models::clip::normalize;
-use crate::search::{self, SearchHit, SearchMode, SearchRequest, SearchResponse, SortBy, TermKind};
+use crate::places::{country_names, fold};
+use crate::search::{
+    self, MonthCount, SearchHit, SearchMode, SearchRequest, SearchResponse, SortBy, TermKind,
+    Timeline,
+};
 
 impl Library {
     /// The stored embedding of a library photo at `path` for the configured model, if any.
@@ -71,12 +75,30 @@ impl Library {
         Ok(normalize(acc))
     }
 
-    /// Answer a search request.
+    /// Answer a search request. A request with no query and no photo to search by lists the photos
+    /// that pass its filters newest first ([`SearchMode::Timeline`]). Place names in a free-text
+    /// query become a place filter when they name a place in the library and the request has no
+    /// place filter of its own ([`search::split_place_words`]).
     /// `took_ms` counts the query itself: the model is loaded (once per process) before the clock starts.
     /// A library without photos answers [`Error::EmptyLibrary`] before any model loads.
     pub fn search(&mut self, req: &SearchRequest) -> Result<SearchResponse> {
         if self.catalog.counts(None)?.total == 0 {
             return Err(Error::EmptyLibrary);
+        }
+        let original_query = req_query(req);
+        let (req, place_filter) = self.take_places(req)?;
+        let req = &req;
+        if req.query.is_none() && req.like.is_empty() {
+            let start = Instant::now();
+            let t = self.timeline(req, 0, req.limit)?;
+            return Ok(SearchResponse {
+                query: original_query,
+                model: String::new(),
+                mode: SearchMode::Timeline,
+                took_ms: start.elapsed().as_secs_f64() * 1e3,
+                place_filter,
+                results: t.results,
+            });
         }
         let mode = self.search_mode(req)?;
         // The index and models load (once per process) before the clock starts.
@@ -92,10 +114,11 @@ impl Library {
             _ => self.model_name(),
         };
         let empty = |start: Instant| SearchResponse {
-            query: req.query.clone().unwrap_or_default(),
+            query: original_query.clone(),
             model: model.clone(),
             mode,
             took_ms: start.elapsed().as_secs_f64() * 1e3,
+            place_filter: place_filter.clone(),
             results: Vec::new(),
         };
         let Some(ModelRef { id: model_id, dim }) = self.catalog.find_model(&self.model_name())?
@@ -105,8 +128,8 @@ impl Library {
         let limit = req.limit.max(1);
         // Each ranking looks deeper than `limit` when two are fused.
         let depth = match mode {
-            SearchMode::Clip | SearchMode::Text => limit,
             SearchMode::Hybrid => (limit * 4).max(100),
+            _ => limit,
         };
         let allowed = if req.filters.is_empty() {
             None
@@ -137,18 +160,108 @@ impl Library {
             above(self.text_rank(req, depth, allowed.as_ref())?)
         };
         let scored = match mode {
-            SearchMode::Clip => clip_ranked,
             SearchMode::Text => text_ranked,
             SearchMode::Hybrid => search::rrf(&[&clip_ranked, &text_ranked], limit),
+            _ => clip_ranked,
         };
+        let results = self.hits(scored, req.sort)?;
+        Ok(SearchResponse {
+            took_ms: start.elapsed().as_secs_f64() * 1e3,
+            results,
+            ..empty(start)
+        })
+    }
+
+    /// The request with place words of its query turned into a place filter, and those words.
+    fn take_places(&self, req: &SearchRequest) -> Result<(SearchRequest, Vec<String>)> {
+        let mut req = req.clone();
+        let Some(q) = req.query.clone() else {
+            return Ok((req, Vec::new()));
+        };
+        let single_text_term = matches!(
+            search::parse_query(&q)?.as_slice(),
+            [search::Term { kind: TermKind::Text(_), weight }] if *weight == 1.0
+        );
+        if !req.filters.places.is_empty() || req.filters.near.is_some() || !single_text_term {
+            return Ok((req, Vec::new()));
+        }
+        let mut known = std::collections::HashSet::new();
+        let mut countries = std::collections::HashSet::new();
+        for (p, _) in self.catalog.place_counts()? {
+            known.insert(fold(&p.city));
+            known.insert(fold(&p.region));
+            for n in country_names(&p.cc) {
+                known.insert(n.clone());
+                countries.insert(n);
+            }
+        }
+        known.remove("");
+        if known.is_empty() {
+            return Ok((req, Vec::new()));
+        }
+        let (rest, taken) = search::split_place_words(&q, &known, &countries);
+        if !taken.is_empty() {
+            req.filters.places = taken.iter().map(|t| fold(t)).collect();
+            req.query = (!rest.trim().is_empty()).then_some(rest);
+        }
+        Ok((req, taken))
+    }
+
+    /// The photos that pass a request's filters, newest first: `limit` of them from `offset`, with
+    /// the months the whole list spans.
+    pub fn timeline(&self, req: &SearchRequest, offset: usize, limit: usize) -> Result<Timeline> {
+        let limit = limit.clamp(1, search::MAX_LIMIT);
+        let (months, page) = if req.filters.is_empty() {
+            let months = self.catalog.months()?;
+            (months, self.catalog.timeline_page(offset, limit)?)
+        } else {
+            let mut infos = self.catalog.ok_infos()?;
+            infos.retain(|p| req.filters.accepts(p));
+            if !req.filters.tags.is_empty() {
+                let tagged = self.catalog.photos_with_tags(&req.filters.tags)?;
+                infos.retain(|p| tagged.contains(&p.id));
+            }
+            let mut dated: Vec<(i64, String)> = infos
+                .iter()
+                .map(|p| (p.id, search::photo_date(p)))
+                .collect();
+            dated.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+            let mut months: Vec<(String, usize)> = Vec::new();
+            for (_, d) in &dated {
+                let m = d.get(..7).unwrap_or(d).to_string();
+                match months.last_mut() {
+                    Some((last, n)) if *last == m => *n += 1,
+                    _ => months.push((m, 1)),
+                }
+            }
+            let page = dated.into_iter().skip(offset).take(limit).collect();
+            (months, page)
+        };
+        let scored = page.into_iter().map(|(id, _)| (id, 0.0)).collect();
+        Ok(Timeline {
+            total: months.iter().map(|m| m.1).sum(),
+            months: months
+                .into_iter()
+                .map(|(month, count)| MonthCount { month, count })
+                .collect(),
+            offset,
+            results: self.hits(scored, SortBy::Score)?,
+        })
+    }
+
+    /// Search hits for ranked photo ids (in that order, or newest first), with captions, tags and
+    /// places; ids no longer in the catalog are left out.
+    fn hits(&self, scored: Vec<(i64, f32)>, sort: SortBy) -> Result<Vec<SearchHit>> {
         let ids: Vec<i64> = scored.iter().map(|s| s.0).collect();
         let infos = self.catalog.photo_infos(&ids)?;
         let mut hits: Vec<(SearchHit, String)> = scored
             .into_iter()
             .filter_map(|(id, score)| {
                 let p = infos.get(&id)?;
+                let date = search::photo_date(p);
                 Some((
                     SearchHit {
+                        date: date.clone(),
                         rank: 0,
                         path: display_path(&p.path),
                         score,
@@ -157,13 +270,14 @@ impl Library {
                         taken_at: p.taken_at.clone(),
                         caption: None,
                         tags: Vec::new(),
+                        place: p.place_info(),
                         photo_id: id,
                     },
-                    search::photo_date(p),
+                    date,
                 ))
             })
             .collect();
-        if req.sort == SortBy::Date {
+        if sort == SortBy::Date {
             hits.sort_by(|a, b| b.1.cmp(&a.1));
         }
         let ids: Vec<i64> = hits.iter().map(|h| h.0.photo_id).collect();
@@ -184,11 +298,23 @@ impl Library {
             }
             results.push(h);
         }
-        Ok(SearchResponse {
-            took_ms: start.elapsed().as_secs_f64() * 1e3,
-            results,
-            ..empty(start)
-        })
+        Ok(results)
+    }
+
+    /// The library's places with photo counts, most photos first (the app's Places facet).
+    pub fn places(&self) -> Result<Vec<PlaceCount>> {
+        Ok(self
+            .catalog
+            .place_counts()?
+            .into_iter()
+            .map(|(p, count)| PlaceCount {
+                country: p.country(),
+                city: p.city,
+                region: p.region,
+                country_code: p.cc,
+                count,
+            })
+            .collect())
     }
 
     /// The ranking a request gets: as asked, else hybrid when the query is text only and captions
@@ -277,4 +403,19 @@ impl Library {
         }
         Ok(crate::index::exact_top_k(&q, items, depth))
     }
+}
+
+/// The query as typed (empty when none).
+fn req_query(req: &SearchRequest) -> String {
+    req.query.clone().unwrap_or_default()
+}
+
+/// A place of the library and how many of its photos were taken there.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlaceCount {
+    pub city: String,
+    pub region: String,
+    pub country: String,
+    pub country_code: String,
+    pub count: usize,
 }

@@ -95,6 +95,8 @@ impl Library {
             width: info.width,
             height: info.height,
             date: crate::search::photo_date(&info),
+            place: info.place_info(),
+            taken_offset: info.taken_offset,
             taken_at: info.taken_at,
             camera,
             caption,

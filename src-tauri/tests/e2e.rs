@@ -319,7 +319,7 @@ fn decode_base64(s: &str) -> Vec<u8> {
 /// The paths of the rendered grid cells, in result order.
 fn grid_paths(d: &WebDriver) -> Vec<String> {
     let v = d.exec(
-        "return [...document.querySelectorAll('#grid .cell')]
+        "return [...document.querySelectorAll('#grid .cell:not(.placeholder)')]
             .sort((a, b) => a.dataset.index - b.dataset.index).map(c => c.dataset.path);",
         json!([]),
     );
@@ -544,6 +544,14 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
     });
     let indexed_at = started.elapsed();
 
+    // Before anything is typed, the search view shows the library as a timeline, newest first.
+    d.wait("the timeline of 200 photos", 60, |d| {
+        (dataset(d, "#grid", "mode").as_deref() == Some("timeline")
+            && dataset(d, "#grid", "count").as_deref() == Some("200")
+            && d.find("#grid .month-header").is_some())
+        .then_some(())
+    });
+
     // Search as you type.
     d.click("#q");
     d.type_into("#q", QUERY);
@@ -740,6 +748,100 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
         12,
         "originals untouched"
     );
+
+    // Places and time: a second folder of photos with capture dates and GPS positions.
+    d.click(".navbtn[data-view='folders']");
+    d.type_into(
+        "#folders-path",
+        fixtures().join("data/places").to_str().unwrap(),
+    );
+    d.click("#folders-form button[type=submit]");
+    d.wait("213 photos indexed", 120, |d| {
+        (dataset(d, "body", "indexed").as_deref() == Some("213")).then_some(())
+    });
+    d.exec(
+        "const like = document.querySelector('#like-chip');
+         if (!like.hidden) document.querySelector('#like-clear').click();
+         const q = document.querySelector('#q');
+         q.value = '';
+         q.dispatchEvent(new Event('input', { bubbles: true }));
+         return true;",
+        json!([]),
+    );
+    d.wait("the timeline of 213 photos", 60, |d| {
+        (dataset(d, "#grid", "mode").as_deref() == Some("timeline")
+            && dataset(d, "#grid", "count").as_deref() == Some("213")
+            && d.find("#scrubber .month-btn[data-month='2017-09']")
+                .is_some())
+        .then_some(())
+    });
+    let months = d.exec(
+        "return [...document.querySelectorAll('#scrubber .month-btn')].map(b => b.dataset.month)",
+        json!([]),
+    );
+    let months: Vec<String> = serde_json::from_value(months).unwrap();
+    assert!(
+        months.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {months:?}"
+    );
+    assert!(months.contains(&"2014-07".to_string()), "{months:?}");
+    // The scrubber jumps: September 2017's header comes to the top, Cape Town's photo under it.
+    d.click("#scrubber .month-btn[data-month='2017-09']");
+    let jumped = d.wait("the jump to September 2017", 20, |d| {
+        let v = d.exec(
+            "const g = document.querySelector('#grid');
+             const h = document.querySelector('#grid .month-header[data-month=\"2017-09\"]');
+             const c = [...document.querySelectorAll('#grid .cell')].find(c => (c.dataset.date || '').startsWith('2017-09'));
+             if (!h || !c || g.dataset.section !== '2017-09') return null;
+             return [g.scrollTop, h.getBoundingClientRect().top - g.getBoundingClientRect().top, c.dataset.path];",
+            json!([]),
+        );
+        v.as_array().cloned()
+    });
+    assert!(jumped[0].as_f64().unwrap() > 200.0, "scrolled: {jumped:?}");
+    assert!(
+        jumped[1].as_f64().unwrap().abs() <= 2.0,
+        "the month's header is at the top: {jumped:?}"
+    );
+    assert!(
+        jumped[2].as_str().unwrap().ends_with("capetown_2017.jpg"),
+        "{jumped:?}"
+    );
+    d.screenshot("09-timeline");
+
+    // The Places facet: Japan's two photos, newest first; the photo view says where.
+    d.wait("the places facet", 20, |d| {
+        d.find("#f-place option[value='Japan']")
+    });
+    d.exec(
+        "const s = document.querySelector('#f-place');
+         s.value = 'Japan';
+         s.dispatchEvent(new Event('change', { bubbles: true }));
+         return true;",
+        json!([]),
+    );
+    let japan = d.wait("photos taken in Japan", 30, |d| {
+        let paths = grid_paths(d);
+        (dataset(d, "#grid", "count").as_deref() == Some("2") && paths.len() == 2).then_some(paths)
+    });
+    assert!(japan[0].ends_with("kyoto_2023.jpg"), "{japan:?}");
+    assert!(japan[1].ends_with("tokyo_2019.jpg"), "{japan:?}");
+    d.click("#grid .cell[data-index='0']");
+    let place = d.wait("the photo's place", 20, |d| {
+        let t = d.exec(
+            "return document.querySelector('#photo-view').hidden ? null : document.querySelector('#pv-place').textContent",
+            json!([]),
+        );
+        t.as_str().filter(|t| *t != "…").map(str::to_string)
+    });
+    assert_eq!(place, "Kyoto, Japan");
+    let date = d.exec(
+        "return document.querySelector('#pv-date').textContent",
+        json!([]),
+    );
+    assert_eq!(date, "2023-11-20 15:45:00 (UTC+09:00)");
+    d.screenshot("10-place");
+    d.click("#pv-close");
 
     d.close();
     driver_guard.stop();

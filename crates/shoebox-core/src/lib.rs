@@ -7,6 +7,7 @@ pub mod classify;
 pub mod decode;
 pub mod error;
 pub mod files;
+pub mod formats;
 pub mod index;
 pub mod journal;
 pub mod keyphrase;

@@ -16,6 +16,13 @@ pub const ENV_CLIP_MODEL: &str = "SHOEBOX_CLIP_MODEL";
 pub const ENV_CAPTION_MODEL: &str = "SHOEBOX_CAPTION_MODEL";
 pub const ENV_TEXT_MODEL: &str = "SHOEBOX_TEXT_MODEL";
 pub const ENV_DEVICE: &str = "SHOEBOX_DEVICE";
+/// `pair` (a RAW beside a JPEG of the same name is that JPEG's original) or `separate`.
+pub const ENV_RAW: &str = "SHOEBOX_RAW";
+
+/// The RAW mode the environment asks for, if any (an unknown value is an error).
+pub fn env_raw_mode() -> crate::Result<Option<crate::scan::RawMode>> {
+    env(ENV_RAW).map(|v| v.parse()).transpose()
+}
 
 /// A variable's value, when set to something other than blanks.
 pub fn env(name: &str) -> Option<String> {

@@ -15,8 +15,71 @@ use crate::files;
 
 /// File extensions Shoebox indexes (lower case).
 pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "jpe", "png", "webp", "gif", "bmp", "tif", "tiff",
+    "jpg", "jpeg", "jpe", "png", "webp", "gif", "bmp", "tif", "tiff", // image crate
+    "heic", "heif", "hif", "avif", // libheif (formats.rs)
+    "dng", "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf", "sr2", "raf", "orf", "rw2", "pef",
+    "srw", "erf", "kdc", "mos", "mrw", "iiq", "3fr", "mef", // camera RAW (rawler)
 ];
+
+/// What to do with a camera RAW file that has a JPEG of the same name beside it (RAW+JPEG shooting).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RawMode {
+    /// One photo: the JPEG is shown and searched, the RAW is listed as its original.
+    #[default]
+    Pair,
+    /// Both are photos of their own.
+    Separate,
+}
+
+impl std::str::FromStr for RawMode {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "pair" => Ok(RawMode::Pair),
+            "separate" => Ok(RawMode::Separate),
+            other => Err(crate::Error::UnknownValue {
+                what: "RAW mode",
+                value: other.to_string(),
+                expected: "pair, separate",
+            }),
+        }
+    }
+}
+
+/// The JPEG extensions a RAW file pairs with.
+const PAIR_EXTENSIONS: &[&str] = &["jpg", "jpeg", "jpe"];
+
+/// In [`RawMode::Pair`], take RAW files that have a JPEG of the same name in the same folder out of
+/// `found`; returns (JPEG, RAW) relative paths.
+fn pair_raws(found: &mut Vec<FoundFile>) -> Vec<(PathBuf, PathBuf)> {
+    let key = |f: &FoundFile| {
+        (
+            f.rel_path.parent().map(Path::to_path_buf),
+            f.rel_path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_lowercase()),
+        )
+    };
+    let jpegs: HashMap<_, PathBuf> = found
+        .iter()
+        .filter(|f| PAIR_EXTENSIONS.contains(&f.ext.as_str()))
+        .map(|f| (key(f), f.rel_path.clone()))
+        .collect();
+    let mut pairs = Vec::new();
+    found.retain(|f| {
+        if !crate::formats::is_raw_ext(&f.ext) {
+            return true;
+        }
+        match jpegs.get(&key(f)) {
+            Some(jpeg) => {
+                pairs.push((jpeg.clone(), f.rel_path.clone()));
+                false
+            }
+            None => true,
+        }
+    });
+    pairs
+}
 
 /// What a scan did, for reporting.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -127,8 +190,14 @@ fn walk(root: &Root) -> Walked {
     Walked { found, issues }
 }
 
-/// Scan the given roots (all when `only` is None), detect changes and apply them to the catalog.
+/// Scan the given roots (all when `only` is None), detect changes and apply them to the catalog,
+/// pairing RAW files with their JPEGs.
 pub fn scan(catalog: &mut Catalog, only: Option<&[i64]>) -> Result<ScanReport> {
+    scan_with(catalog, only, RawMode::Pair)
+}
+
+/// [`scan`] with a choice of what RAW+JPEG pairs are.
+pub fn scan_with(catalog: &mut Catalog, only: Option<&[i64]>, raw: RawMode) -> Result<ScanReport> {
     let roots: Vec<Root> = catalog
         .roots()?
         .into_iter()
@@ -142,13 +211,19 @@ pub fn scan(catalog: &mut Catalog, only: Option<&[i64]>) -> Result<ScanReport> {
 
     for root in &roots {
         changes.roots.push(root.id);
-        let walked = walk(root);
+        let mut walked = walk(root);
         let root_missing = !root.path.is_dir();
         report.issues += walked.issues.len();
         changes.issues.extend(walked.issues);
         if root_missing {
             // A root that went away (unplugged drive, network share) keeps its photos.
             continue;
+        }
+        changes.walked.push(root.id);
+        if raw == RawMode::Pair {
+            for (jpeg, raw) in pair_raws(&mut walked.found) {
+                changes.originals.push((root.id, jpeg, raw));
+            }
         }
         let mut known: HashMap<PathBuf, KnownFile> = catalog.known_files(root.id)?;
         report.seen += walked.found.len();

@@ -153,6 +153,8 @@ pub struct PhotoDetails {
     pub place: Option<crate::places::PlaceInfo>,
     /// Camera make and model, when known.
     pub camera: Option<String>,
+    /// The camera RAW file shot with this JPEG (same folder and name), when there is one.
+    pub original: Option<String>,
     /// The caption from the configured captioning model, once made.
     pub caption: Option<String>,
     pub tags: Vec<Tag>,

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_captions.sql"),
     include_str!("../../migrations/0003_tags.sql"),
     include_str!("../../migrations/0004_places.sql"),
+    include_str!("../../migrations/0005_originals_duplicates.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -116,6 +117,10 @@ pub struct ScanChanges {
     pub removed: Vec<i64>,
     /// (root, relative path, reason) for things met during the walk that could not be read.
     pub issues: Vec<(i64, PathBuf, String)>,
+    /// Roots walked in full: their JPEGs' RAW originals are replaced by `originals`.
+    pub walked: Vec<i64>,
+    /// (root, JPEG's relative path, its RAW original's relative path).
+    pub originals: Vec<(i64, PathBuf, PathBuf)>,
 }
 
 /// A photo waiting for the pipeline.

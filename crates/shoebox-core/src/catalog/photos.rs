@@ -84,6 +84,17 @@ impl Catalog {
                     f.mtime_ns
                 ])?;
             }
+            let mut clear =
+                tx.prepare("UPDATE photos SET raw_original = NULL WHERE root_id = ?1 AND raw_original IS NOT NULL")?;
+            for r in &c.walked {
+                clear.execute([r])?;
+            }
+            let mut orig = tx.prepare(
+                "UPDATE photos SET raw_original = ?3 WHERE root_id = ?1 AND rel_path = ?2",
+            )?;
+            for (root, jpeg, raw) in &c.originals {
+                orig.execute(params![root, path_to_bytes(jpeg), path_to_bytes(raw)])?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -279,6 +290,19 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The RAW file a JPEG was shot with (absolute path), when the scan paired them.
+    pub fn raw_original(&self, id: i64) -> Result<Option<PathBuf>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT r.path, p.raw_original FROM photos p JOIN roots r ON r.id = p.root_id \
+                 WHERE p.id = ?1 AND p.raw_original IS NOT NULL",
+                [id],
+                |r| Ok(bytes_to_path(r.get(0)?).join(bytes_to_path(r.get(1)?))),
+            )
+            .optional()?)
+    }
+
     // ---- places ----
 
     /// Indexed photos read before positions were kept: their EXIF is read again once.
@@ -354,6 +378,22 @@ impl Catalog {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Places some photo of the library was taken at (cheap: one index probe per place).
+    pub fn places_in_use(&self) -> Result<Vec<Place>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT city, region, cc FROM places pl \
+             WHERE EXISTS (SELECT 1 FROM photos p WHERE p.place_id = pl.id)",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(Place {
+                city: r.get(0)?,
+                region: r.get(1)?,
+                cc: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The library's places with how many indexed photos each has, most photos first.

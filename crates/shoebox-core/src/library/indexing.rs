@@ -135,7 +135,8 @@ impl Library {
         on_progress: &mut dyn FnMut(Progress),
     ) -> Result<IndexReport> {
         self.lock_for_writing()?;
-        let scan = scan::scan(&mut self.catalog, only)?;
+        let raw = self.raw_mode();
+        let scan = scan::scan_with(&mut self.catalog, only, raw)?;
         let work = self
             .catalog
             .pending_work(self.catalog.find_model(&self.model_name())?.map(|m| m.id))?;

@@ -117,6 +117,8 @@ pub struct Library {
     pub(crate) text: OnceLock<TextEncoder>,
     index: Option<VectorIndex>,
     _lock: Option<std::fs::File>,
+    /// What a RAW file beside a JPEG of the same name is (scans use it).
+    raw_mode: scan::RawMode,
 }
 
 impl Library {
@@ -132,7 +134,18 @@ impl Library {
             text: OnceLock::new(),
             index: None,
             _lock: None,
+            raw_mode: crate::options::env_raw_mode()?.unwrap_or_default(),
         })
+    }
+
+    /// What a RAW file beside a JPEG of the same name is from now on: the JPEG's original (one
+    /// photo, the default) or a photo of its own. The next scan adds or drops the RAW photos.
+    pub fn set_raw_mode(&mut self, mode: scan::RawMode) {
+        self.raw_mode = mode;
+    }
+
+    pub fn raw_mode(&self) -> scan::RawMode {
+        self.raw_mode
     }
 
     /// Take the library's writer lock: one writing process (index, add, remove, watch) at a time.
@@ -264,7 +277,7 @@ impl Library {
             ids.push(id);
             added.push((canon, new));
         }
-        let report = scan::scan(&mut self.catalog, Some(&ids))?;
+        let report = scan::scan_with(&mut self.catalog, Some(&ids), self.raw_mode)?;
         Ok((added, report))
     }
 
@@ -287,7 +300,7 @@ impl Library {
     /// Scan every folder for changes. Takes the writer lock.
     pub fn scan(&mut self) -> Result<ScanReport> {
         self.lock_for_writing()?;
-        scan::scan(&mut self.catalog, None)
+        scan::scan_with(&mut self.catalog, None, self.raw_mode)
     }
 
     // ---- status ----

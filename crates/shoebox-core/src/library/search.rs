@@ -187,7 +187,7 @@ impl Library {
         }
         let mut known = std::collections::HashSet::new();
         let mut countries = std::collections::HashSet::new();
-        for (p, _) in self.catalog.place_counts()? {
+        for p in self.catalog.places_in_use()? {
             known.insert(fold(&p.city));
             known.insert(fold(&p.region));
             for n in country_names(&p.cc) {

@@ -96,6 +96,7 @@ impl Library {
             height: info.height,
             date: crate::search::photo_date(&info),
             place: info.place_info(),
+            original: self.catalog.raw_original(id)?.map(|p| display_path(&p)),
             taken_offset: info.taken_offset,
             taken_at: info.taken_at,
             camera,

@@ -2,7 +2,7 @@
 
 mod bench;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,8 +13,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use shoebox_core::captions::{self, CaptionProgress};
 use shoebox_core::classify;
+use shoebox_core::duplicates::DuplicateKind;
 use shoebox_core::files::display_path;
-use shoebox_core::library::Status;
+use shoebox_core::library::{DuplicatesRequest, Status};
 use shoebox_core::models::caption::CaptionOptions;
 use shoebox_core::models::hub::DownloadProgress;
 use shoebox_core::models::DeviceChoice;
@@ -123,6 +124,31 @@ enum Command {
     /// Find photos by description, by example image, or both; with no query, list the photos that
     /// pass the filters newest first
     Search(SearchArgs),
+    /// Find exact copies and near-duplicates (resized, re-encoded, slightly cropped or brightened);
+    /// --trash puts all but each group's keeper in the system trash (undo with --undo)
+    Duplicates {
+        /// Only photos under this folder (repeatable)
+        #[arg(long = "in", value_name = "DIR")]
+        in_dirs: Vec<PathBuf>,
+        /// CLIP cosine at or above which photos may be near-duplicates [default: 0.90]
+        #[arg(long, value_name = "T")]
+        threshold: Option<f32>,
+        /// Most perceptual-hash bits (of 64) near-duplicates may differ in [default: 12]
+        #[arg(long, value_name = "BITS", hide = true)]
+        max_hash_distance: Option<u32>,
+        /// Put every photo but its group's keeper in the system trash (journaled, undoable)
+        #[arg(long, conflicts_with = "undo")]
+        trash: bool,
+        /// With --trash: say what would go, move nothing
+        #[arg(long, requires = "trash")]
+        dry_run: bool,
+        /// Take the files of a --trash run back out of the trash
+        #[arg(long, value_name = "JOURNAL")]
+        undo: Option<PathBuf>,
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
     /// List the places photos were taken at (from their GPS), with photo counts
     Places {
         #[arg(long)]
@@ -471,6 +497,27 @@ fn run(cli: &Cli) -> Result<()> {
         }
         Command::Search(args) => search(cli, args)?,
         Command::Places { json } => places(cli, *json)?,
+        Command::Duplicates {
+            in_dirs,
+            threshold,
+            max_hash_distance,
+            trash,
+            dry_run,
+            undo,
+            json,
+        } => match undo {
+            Some(journal) => undo_trash(cli, journal, *json)?,
+            None => duplicates(
+                cli,
+                &DuplicatesRequest {
+                    in_dirs: in_dirs.clone(),
+                    threshold: *threshold,
+                    max_hash_distance: *max_hash_distance,
+                },
+                (*trash).then_some(*dry_run),
+                *json,
+            )?,
+        },
         Command::Tag { action } => {
             let mut lib = open(cli)?;
             let (add, args) = match action {
@@ -976,6 +1023,94 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<()> {
         } else {
             println!("{:>3}  {:.3}  {}", h.rank, h.score, h.path);
         }
+    }
+    Ok(())
+}
+
+/// `trash`: None to only list; Some(dry_run) to put non-keepers in the trash.
+fn duplicates(cli: &Cli, req: &DuplicatesRequest, trash: Option<bool>, json: bool) -> Result<()> {
+    let mut lib = open(cli)?;
+    let report = lib.duplicates(req)?;
+    let doomed = report.non_keepers();
+    let journal = match trash {
+        Some(false) if !doomed.is_empty() => Some(lib.trash_photos(&doomed)?.path),
+        _ => None,
+    };
+    if json {
+        let mut v = serde_json::to_value(&report)?;
+        if trash.is_some() {
+            v["trashed"] =
+                serde_json::json!(doomed.iter().map(|p| display_path(p)).collect::<Vec<_>>());
+            v["dry_run"] = serde_json::json!(trash == Some(true));
+            v["journal"] = serde_json::json!(journal.as_deref().map(display_path));
+        }
+        println!("{}", serde_json::to_string(&v)?);
+        return Ok(());
+    }
+    if report.groups.is_empty() && !cli.quiet {
+        eprintln!("no duplicates (threshold {})", report.threshold);
+    }
+    for (i, g) in report.groups.iter().enumerate() {
+        let kind = match g.kind {
+            DuplicateKind::Exact => "exact copies",
+            DuplicateKind::Near => "near-duplicates",
+        };
+        println!("group {} ({kind}):", i + 1);
+        for p in &g.photos {
+            let dims = match (p.width, p.height) {
+                (Some(w), Some(h)) => format!("{w}×{h}"),
+                _ => "?".into(),
+            };
+            println!(
+                "  {} {:>11}  {:>9} B  {:<19}  {}",
+                if p.keep { "keep " } else { "     " },
+                dims,
+                p.size,
+                p.taken_at.as_deref().unwrap_or(""),
+                p.path
+            );
+        }
+    }
+    match (trash, journal) {
+        (Some(true), _) if !cli.quiet => eprintln!(
+            "dry run: {} files would go to the trash; nothing was moved",
+            doomed.len()
+        ),
+        (Some(false), Some(j)) if !cli.quiet => eprintln!(
+            "put {} files in the trash; undo: shoebox duplicates --undo {}",
+            doomed.len(),
+            display_path(&j)
+        ),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn undo_trash(cli: &Cli, journal: &Path, json: bool) -> Result<()> {
+    let mut lib = open(cli)?;
+    let r = lib.undo_trash_file(journal)?;
+    // The photos are back: index them again (their earlier rows went when they were trashed).
+    if r.restored > 0 {
+        lib.index(
+            PipelineOptions::default(),
+            &AtomicBool::new(false),
+            &mut |_| {},
+        )?;
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"restored": r.restored, "not_in_trash": r.not_done,
+                "skipped": r.skipped.iter().map(|(p, why)| serde_json::json!({"path": display_path(p), "reason": why})).collect::<Vec<_>>()})
+        );
+    } else if !cli.quiet {
+        eprintln!("took {} files back out of the trash", r.restored);
+        for (p, why) in &r.skipped {
+            eprintln!("  left in the trash: {}: {why}", p.display());
+        }
+    }
+    if !r.skipped.is_empty() {
+        anyhow::bail!("{} files could not be put back", r.skipped.len());
     }
     Ok(())
 }

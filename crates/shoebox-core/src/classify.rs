@@ -347,6 +347,8 @@ pub fn apply(
         let done = match op.op {
             Action::Move => files::move_noreplace(&op.from, &op.to),
             Action::Copy => files::copy_new(&op.from, &op.to),
+            // Sorting plans only moves and copies (the trash is the duplicate finder's).
+            Action::Trash => Err(std::io::Error::other("sorting never trashes files")),
         };
         done.map_err(|e| {
             let error = if e.kind() == std::io::ErrorKind::AlreadyExists {

@@ -66,6 +66,8 @@ pub struct PhotoMeta {
     pub gps: Option<(f64, f64)>,
     /// EXIF time zone offset of `taken_at` ('+01:00'), when the camera wrote one.
     pub taken_offset: Option<String>,
+    /// Perceptual hash of the picture (the pipeline computes it; see `duplicates::phash`).
+    pub phash: Option<Vec<u8>>,
 }
 
 /// A decoded, upright image plus what was learned about the file.

@@ -1,6 +1,8 @@
-//! Journals of classification moves and copies: written ahead of every file operation, signed with
-//! the library's key, and replayed backwards by undo — which acts only inside the journal's own
-//! folder, only on regular files that still hold what was sorted, and never replaces anything.
+//! Journals of classification moves and copies, and of duplicates put in the system trash: written
+//! ahead of every file operation, signed with the library's key, and replayed backwards by undo —
+//! which acts only inside the journal's own folder (sorting) or only on the trashed files it names
+//! (duplicates), only on regular files that still hold what was recorded, and never replaces
+//! anything.
 //!
 //! Architecture Invariant: undo trusts nothing in a journal it did not sign. A journal is refused
 //! whole (nothing touched) unless its header and every line carry this library's MAC, every target
@@ -28,6 +30,8 @@ const MAX_JOURNAL_BYTES: u64 = 64 << 20;
 pub enum Action {
     Move,
     Copy,
+    /// Put in the system trash (`to` is `from`: where it goes back).
+    Trash,
 }
 
 /// One planned or performed file operation.
@@ -328,8 +332,22 @@ fn check(j: &Journal) -> std::result::Result<(), String> {
     if !j.dest.is_absolute() {
         return Err("its destination is not an absolute path".into());
     }
+    let trash = j
+        .entries
+        .iter()
+        .filter(|e| e.op.op == Action::Trash)
+        .count();
+    if trash != 0 && trash != j.entries.len() {
+        return Err("it mixes sorting and trashing".into());
+    }
     for e in &j.entries {
-        target_parts(&j.dest, &e.op.to)?;
+        if e.op.op == Action::Trash {
+            if e.op.to != e.op.from {
+                return Err(format!("{} names two places", e.op.from.display()));
+            }
+        } else {
+            target_parts(&j.dest, &e.op.to)?;
+        }
         let from = &e.op.from;
         if !from.is_absolute()
             || from
@@ -352,6 +370,12 @@ fn check(j: &Journal) -> std::result::Result<(), String> {
 /// renamed `.undone` when nothing was skipped.
 pub fn undo(j: &Journal) -> Result<UndoReport> {
     check(j).map_err(|why| Error::Invalid(format!("cannot undo: {why}")))?;
+    if is_trash(j) {
+        return Err(Error::Invalid(format!(
+            "{} records duplicates put in the trash: undo it with `shoebox duplicates --undo`",
+            j.path.display()
+        )));
+    }
     let journal_dir = j
         .path
         .parent()
@@ -390,6 +414,10 @@ pub fn undo(j: &Journal) -> Result<UndoReport> {
             }
         }
         match e.op.op {
+            Action::Trash => {
+                skip("trashed files come back with `duplicates --undo`");
+                continue;
+            }
             Action::Copy => {
                 std::fs::remove_file(&here).map_err(|err| Error::io(&here, err))?;
             }
@@ -422,6 +450,143 @@ pub fn undo(j: &Journal) -> Result<UndoReport> {
         std::fs::rename(&j.path, &done).map_err(|e| Error::io(&j.path, e))?;
     }
     Ok(report)
+}
+
+/// Whether a journal records files put in the trash (by the duplicate finder), not sorting.
+pub fn is_trash(j: &Journal) -> bool {
+    j.entries.first().is_some_and(|e| e.op.op == Action::Trash)
+}
+
+/// Put files in the system trash, journaling each (with its content hash) in a new journal in
+/// `journal_dir` before it goes. Stops at the first file that cannot be trashed; what was trashed
+/// until then is in the journal either way.
+pub fn trash_files(
+    key: &JournalKey,
+    journal_dir: &Path,
+    files_to_trash: &[PathBuf],
+) -> std::result::Result<Journal, (Error, Option<Journal>)> {
+    std::fs::create_dir_all(journal_dir).map_err(|e| (Error::io(journal_dir, e), None))?;
+    let mut w = JournalWriter::create(key, journal_dir).map_err(|e| (e, None))?;
+    for path in files_to_trash {
+        let fail = |e: Error, w: &JournalWriter| (e, Some(w.journal()));
+        let (hash, size) =
+            files::hash_regular_file(path).map_err(|e| fail(Error::io(path, e), &w))?;
+        w.record(Entry {
+            op: FileOp {
+                op: Action::Trash,
+                from: path.clone(),
+                to: path.clone(),
+                size,
+            },
+            hash,
+        })
+        .map_err(|e| fail(e, &w))?;
+        trash::delete(path).map_err(|e| {
+            fail(
+                Error::Invalid(format!(
+                    "{}: cannot put it in the trash: {e}",
+                    path.display()
+                )),
+                &w,
+            )
+        })?;
+    }
+    Ok(w.journal())
+}
+
+/// Take a trash journal's files back out of the system trash, each only if the trash still holds
+/// a file from that place with the recorded content, and nothing has taken its place since.
+#[cfg(any(
+    windows,
+    all(
+        unix,
+        not(target_os = "macos"),
+        not(target_os = "ios"),
+        not(target_os = "android")
+    )
+))]
+pub fn untrash(j: &Journal) -> Result<UndoReport> {
+    check(j).map_err(|why| Error::Invalid(format!("cannot undo: {why}")))?;
+    if !is_trash(j) {
+        return Err(Error::Invalid(format!(
+            "{} records sorting, not trashing: undo it with `shoebox classify --undo`",
+            j.path.display()
+        )));
+    }
+    let items = trash::os_limited::list()
+        .map_err(|e| Error::Invalid(format!("cannot read the trash: {e}")))?;
+    let mut report = UndoReport::default();
+    for e in j.entries.iter().rev() {
+        let from = &e.op.from;
+        let mut skip = |why: String| report.skipped.push((from.clone(), why));
+        // The newest trashed file from that place that still holds what was trashed.
+        let mut candidates: Vec<&trash::TrashItem> = items
+            .iter()
+            .filter(|i| &i.original_path() == from)
+            .collect();
+        candidates.sort_by_key(|i| std::cmp::Reverse(i.time_deleted));
+        let found = candidates.into_iter().find(|i| match trashed_file(i) {
+            Some(p) => files::hash_regular_file(&p)
+                .is_ok_and(|(hash, size)| hash == e.hash && size == e.op.size),
+            None => true,
+        });
+        let Some(item) = found else {
+            report.not_done += 1;
+            continue;
+        };
+        if files::taken(from) {
+            skip(format!("{} exists again", from.display()));
+            continue;
+        }
+        if !from.parent().is_some_and(files::is_real_dir) {
+            skip("the folder it came from is gone".into());
+            continue;
+        }
+        match trash::os_limited::restore_all([item.clone()]) {
+            Ok(()) => report.restored += 1,
+            Err(err) => skip(format!("cannot take it out of the trash: {err}")),
+        }
+    }
+    if report.skipped.is_empty() && files::taken(&j.path) {
+        let done = j.path.with_extension("undone");
+        std::fs::rename(&j.path, &done).map_err(|e| Error::io(&j.path, e))?;
+    }
+    Ok(report)
+}
+
+/// Elsewhere the trash cannot be listed: say so.
+#[cfg(not(any(
+    windows,
+    all(
+        unix,
+        not(target_os = "macos"),
+        not(target_os = "ios"),
+        not(target_os = "android")
+    )
+)))]
+pub fn untrash(j: &Journal) -> Result<UndoReport> {
+    Err(Error::Invalid(format!(
+        "taking files back out of the trash is not supported on this system: restore them from the          trash yourself ({} lists them)",
+        j.path.display()
+    )))
+}
+
+/// Where a trashed file's contents are (freedesktop trash: `files/<name>` beside `info/`).
+#[cfg(all(
+    unix,
+    not(target_os = "macos"),
+    not(target_os = "ios"),
+    not(target_os = "android")
+))]
+fn trashed_file(item: &trash::TrashItem) -> Option<PathBuf> {
+    let info = Path::new(&item.id);
+    let name = info.file_name()?.to_str()?.strip_suffix(".trashinfo")?;
+    Some(info.parent()?.parent()?.join("files").join(name))
+}
+
+#[cfg(windows)]
+fn trashed_file(_item: &trash::TrashItem) -> Option<PathBuf> {
+    None
 }
 
 /// Paths in journals: a string when valid UTF-8, else `{"hex": "<bytes>"}` (Unix names need not be

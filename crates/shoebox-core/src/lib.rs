@@ -5,6 +5,7 @@ pub mod captions;
 pub mod catalog;
 pub mod classify;
 pub mod decode;
+pub mod duplicates;
 pub mod error;
 pub mod files;
 pub mod formats;

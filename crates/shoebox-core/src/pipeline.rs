@@ -85,7 +85,10 @@ fn prepare(item: &WorkItem, clip: &Clip, min_short: u32) -> Prepared {
             Ok(pixels) => Prepared::Ok {
                 id: item.id,
                 pixels,
-                meta: d.meta,
+                meta: PhotoMeta {
+                    phash: Some(crate::duplicates::phash(&d.image)),
+                    ..d.meta
+                },
             },
             Err(e) => fail(e.to_string()),
         },

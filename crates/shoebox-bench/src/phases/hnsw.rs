@@ -228,6 +228,10 @@ fn fill_catalog(
                         camera_model: Some("Bench Camera 12MP".into()),
                         gps: super::places::bench_position(i),
                         taken_offset: Some("+01:00".into()),
+                        phash: Some(
+                            blake3::hash(&(i as u64 ^ 0x5EED).to_le_bytes()).as_bytes()[..8]
+                                .to_vec(),
+                        ),
                     },
                     vector: flat[i * dim..(i + 1) * dim].to_vec(),
                 }

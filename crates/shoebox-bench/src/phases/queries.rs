@@ -121,6 +121,15 @@ impl Run<'_> {
         ms.sort_by(f64::total_cmp);
         let (p50_ms, p95_ms) = (percentile(&ms, 0.50), percentile(&ms, 0.95));
         let app_peak_rss = peak_rss_mb();
+        // The duplicate finder over the whole library: one index query per photo.
+        self.progress("finding duplicates (Library::duplicates)");
+        let t = Instant::now();
+        let dups = lib.duplicates(&Default::default())?;
+        self.note(
+            "duplicates",
+            json!({"photos": self.opts.vectors, "groups": dups.groups.len(),
+                   "seconds": round(t.elapsed().as_secs_f64(), 2)}),
+        );
         drop(lib);
         if let Some(mb) = bench_peak_so_far {
             self.note("bench_process_peak_rss_mb", json!(round(mb, 1)));

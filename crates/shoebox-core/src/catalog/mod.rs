@@ -181,6 +181,21 @@ impl PhotoInfo {
     }
 }
 
+/// A photo as the duplicate finder sees it.
+#[derive(Debug, Clone)]
+pub struct DuplicateRow {
+    pub id: i64,
+    pub path: PathBuf,
+    pub ext: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub size: u64,
+    pub taken_at: Option<String>,
+    pub mtime_ns: i64,
+    pub hash: Option<Vec<u8>>,
+    pub phash: Option<Vec<u8>>,
+}
+
 /// Per-folder photo counts for `status`.
 #[derive(Debug, Clone)]
 pub struct RootCounts {

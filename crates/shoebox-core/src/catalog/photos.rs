@@ -303,6 +303,45 @@ impl Catalog {
             .optional()?)
     }
 
+    // ---- duplicates ----
+
+    /// Every indexed photo with what the duplicate finder needs.
+    pub fn duplicate_rows(&self) -> Result<Vec<DuplicateRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT p.id, r.path, p.rel_path, p.ext, p.width, p.height, p.size, p.taken_at, \
+             p.mtime_ns, p.hash, p.phash FROM photos p JOIN roots r ON r.id = p.root_id \
+             WHERE p.status = 'ok' ORDER BY p.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(DuplicateRow {
+                id: r.get(0)?,
+                path: bytes_to_path(r.get(1)?).join(bytes_to_path(r.get(2)?)),
+                ext: r.get(3)?,
+                width: r.get(4)?,
+                height: r.get(5)?,
+                size: r.get::<_, i64>(6)? as u64,
+                taken_at: r.get(7)?,
+                mtime_ns: r.get(8)?,
+                hash: r.get(9)?,
+                phash: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Store perceptual hashes computed after indexing.
+    pub fn set_phashes(&mut self, rows: &[(i64, Vec<u8>)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached("UPDATE photos SET phash = ?2 WHERE id = ?1")?;
+            for (id, h) in rows {
+                st.execute(params![id, h])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     // ---- places ----
 
     /// Indexed photos read before positions were kept: their EXIF is read again once.
@@ -432,7 +471,7 @@ fn record_in(tx: &Transaction, model_id: i64, outcomes: &[Outcome]) -> Result<()
         "UPDATE photos SET size = ?2, mtime_ns = ?3, hash = ?4, width = ?5, height = ?6, orientation = ?7, \
          taken_at = ?8, camera_make = ?9, camera_model = ?10, status = 'ok', failure = NULL, \
          lat = ?11, lon = ?12, taken_offset = ?13, date_key = ?14, place_id = NULL, geocoded = 0, \
-         meta_version = 1 WHERE id = ?1",
+         meta_version = 1, phash = ?15 WHERE id = ?1",
     )?;
     let mut emb = tx.prepare_cached(
         "INSERT OR REPLACE INTO embeddings (photo_id, model_id, vector) VALUES (?1, ?2, ?3)",
@@ -459,6 +498,7 @@ fn record_in(tx: &Transaction, model_id: i64, outcomes: &[Outcome]) -> Result<()
                     meta.gps.map(|g| g.1),
                     meta.taken_offset,
                     crate::search::date_key(meta.taken_at.as_deref(), meta.mtime_ns),
+                    meta.phash,
                 ])?;
                 if n > 0 {
                     emb.execute(params![id, model_id, vec_to_blob(vector)])?;

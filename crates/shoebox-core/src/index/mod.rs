@@ -201,6 +201,11 @@ impl VectorIndex {
         self.dim
     }
 
+    /// The search candidate list size.
+    pub fn ef_search(&self) -> usize {
+        self.ef_search
+    }
+
     /// Set the search candidate list size (at least `k` is used).
     pub fn set_ef_search(&mut self, ef: usize) {
         self.ef_search = ef.max(1);

@@ -6,12 +6,14 @@
 
 mod captions;
 mod classify;
+mod duplicates;
 mod indexing;
 mod search;
 mod tags;
 mod thumbs;
 pub mod watch;
 
+pub use duplicates::DuplicatesRequest;
 pub use search::PlaceCount;
 
 use std::path::{Path, PathBuf};

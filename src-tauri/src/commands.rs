@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use shoebox_core::duplicates::DuplicatesReport;
 use shoebox_core::library::{PlaceCount, Status};
 use shoebox_core::search::{SearchResponse, Timeline};
 use shoebox_core::tags::TagCount;
@@ -126,6 +127,27 @@ pub async fn confirm_folder(
 pub async fn search(core: State<'_, Core>, args: SearchArgs) -> ApiResult<SearchResponse> {
     let core = core.inner().clone();
     blocking(move || core.search(&args)).await
+}
+
+#[tauri::command]
+pub async fn duplicates(
+    core: State<'_, Core>,
+    threshold: Option<f32>,
+) -> ApiResult<DuplicatesReport> {
+    let core = core.inner().clone();
+    blocking(move || core.duplicates(threshold)).await
+}
+
+#[tauri::command]
+pub async fn trash_photos(core: State<'_, Core>, paths: Vec<String>) -> ApiResult<usize> {
+    let core = core.inner().clone();
+    blocking(move || core.trash_photos(&paths)).await
+}
+
+#[tauri::command]
+pub async fn undo_trash(core: State<'_, Core>) -> ApiResult<usize> {
+    let core = core.inner().clone();
+    blocking(move || core.undo_trash()).await
 }
 
 #[tauri::command]

@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shoebox_core::captions::{self, FileCaption};
 use shoebox_core::classify;
-use shoebox_core::library::PlaceCount;
+use shoebox_core::duplicates::DuplicatesReport;
 use shoebox_core::library::Status;
+use shoebox_core::library::{DuplicatesRequest, PlaceCount};
 use shoebox_core::models::caption::CaptionOptions;
 use shoebox_core::models::hub::{Download, DownloadProgress};
 use shoebox_core::pipeline::PipelineOptions;
@@ -330,6 +331,8 @@ struct Inner {
     /// The undo plan of the last classification applied, kept in memory (never re-read from the
     /// destination folder, where anyone could have written).
     journal: Mutex<Option<classify::Journal>>,
+    /// The journal of the last duplicates put in the trash (for undo), kept in memory likewise.
+    trashed: Mutex<Option<classify::Journal>>,
     opening: Mutex<()>,
     /// Bumped whenever the search library is replaced (new models), so a stale load reports nothing.
     generation: AtomicU64,
@@ -380,6 +383,7 @@ impl Core {
             granted: Mutex::new(Vec::new()),
             classified: Mutex::new(None),
             journal: Mutex::new(None),
+            trashed: Mutex::new(None),
             opening: Mutex::new(()),
             generation: AtomicU64::new(0),
             sink,
@@ -949,6 +953,63 @@ impl Core {
                 "partly_undone",
                 format!(
                     "restored {} files; {} were left where they are ({}: {why})",
+                    report.restored,
+                    report.skipped.len(),
+                    path.display()
+                ),
+            ));
+        }
+        Ok(report.restored)
+    }
+
+    // ---- duplicates ----
+
+    /// Exact copies and near-duplicates in the library, each group with a suggested keeper.
+    pub fn duplicates(&self, threshold: Option<f32>) -> ApiResult<DuplicatesReport> {
+        let req = DuplicatesRequest {
+            threshold,
+            ..Default::default()
+        };
+        self.with_search(|lib| lib.duplicates(&req))
+    }
+
+    /// Put library photos in the system trash (the ones the user did not keep). Only photos under
+    /// a library folder are accepted (checked lexically here, then by the engine); the journal is
+    /// kept in memory for [`Core::undo_trash`].
+    pub fn trash_photos(&self, paths: &[String]) -> ApiResult<usize> {
+        let roots = self.roots()?;
+        let mut files = Vec::with_capacity(paths.len());
+        for p in paths {
+            let named = lexical_path(Path::new(p)).ok_or_else(|| not_handed_over(p))?;
+            if !roots.iter().any(|r| named.starts_with(r)) {
+                return Err(not_handed_over(p));
+            }
+            files.push(named);
+        }
+        if files.is_empty() {
+            return Ok(0);
+        }
+        let trashed = self.with_writer(|lib| lib.trash_photos(&files));
+        self.emit("library-changed", json!({ "reason": "trashed" }));
+        let journal = trashed?;
+        let n = journal.entries.len();
+        *lock(&self.0.trashed) = Some(journal);
+        Ok(n)
+    }
+
+    /// Take the last photos put in the trash back out, and index them again.
+    pub fn undo_trash(&self) -> ApiResult<usize> {
+        let journal = lock(&self.0.trashed).take();
+        let Some(journal) = journal else {
+            return Err(ApiError::new("invalid", "there is nothing to undo"));
+        };
+        let report = self.with_writer(|lib| lib.undo_trash(&journal))?;
+        self.emit("library-changed", json!({ "reason": "untrashed" }));
+        if let Some((path, why)) = report.skipped.first() {
+            return Err(ApiError::new(
+                "partly_undone",
+                format!(
+                    "took {} files back; {} stayed in the trash ({}: {why})",
                     report.restored,
                     report.skipped.len(),
                     path.display()

@@ -404,6 +404,8 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
         // Typed folders are confirmed in a native dialog, which WebDriver cannot click: this debug
         // build answers yes itself (and logs the question).
         .env("SHOEBOX_TEST_CONFIRM", "1")
+        // The system trash (the Duplicates view) of this run only.
+        .env("XDG_DATA_HOME", tmp.path().join("xdg"))
         .env_remove("HF_HUB_OFFLINE")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -842,6 +844,98 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
     assert_eq!(date, "2023-11-20 15:45:00 (UTC+09:00)");
     d.screenshot("10-place");
     d.click("#pv-close");
+
+    // Duplicates: two copies of a shape photo in a third folder; keep the original (a fixture file
+    // that must never move), trash the copies, undo.
+    let used: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("data/places/places.json")).unwrap(),
+    )
+    .unwrap();
+    let used: Vec<&str> = used.iter().filter_map(|p| p["source"].as_str()).collect();
+    let original_name = labels_text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["format"] == "jpg" && !used.contains(&v["file"].as_str().unwrap()))
+        .map(|v| v["file"].as_str().unwrap().to_string())
+        .unwrap();
+    let original = folder.join(&original_name);
+    let dups = tmp.path().join("dups");
+    std::fs::create_dir_all(&dups).unwrap();
+    for n in ["copy-1.jpg", "copy-2.jpg"] {
+        std::fs::copy(&original, dups.join(n)).unwrap();
+    }
+    d.click(".navbtn[data-view='folders']");
+    d.exec(
+        "document.querySelector('#folders-path').value = ''; return true;",
+        json!([]),
+    );
+    d.type_into("#folders-path", dups.to_str().unwrap());
+    d.click("#folders-form button[type=submit]");
+    d.wait("215 photos indexed", 120, |d| {
+        (dataset(d, "body", "indexed").as_deref() == Some("215")).then_some(())
+    });
+    d.click(".navbtn[data-view='duplicates']");
+    d.click("#d-find");
+    let group = d.wait("the duplicate groups", 60, |d| {
+        let v = d.exec(
+            "const g = [...document.querySelectorAll('#d-groups .d-group')]
+               .find(g => g.querySelector('.d-photo[data-path$=\"copy-1.jpg\"]'));
+             return g ? [g.dataset.index, g.dataset.kind,
+               [...g.querySelectorAll('.d-photo')].map(p => p.dataset.path)] : null;",
+            json!([]),
+        );
+        v.as_array().cloned()
+    });
+    assert_eq!(group[1], "exact", "{group:?}");
+    let members: Vec<String> = serde_json::from_value(group[2].clone()).unwrap();
+    assert_eq!(members.len(), 3, "{members:?}");
+    let canon_original = original.canonicalize().unwrap();
+    assert!(
+        members.iter().any(|m| Path::new(m) == canon_original),
+        "{members:?}"
+    );
+    // Near-duplicates too: the places photos are re-encoded copies of shape photos.
+    let near = d.exec(
+        "return document.querySelectorAll('#d-groups .d-group[data-kind=\"near\"]').length",
+        json!([]),
+    );
+    assert!(near.as_u64() >= Some(10), "near groups: {near}");
+    d.screenshot("11-duplicates");
+    let gi = group[0].as_str().unwrap().to_string();
+    d.exec(
+        "const g = document.querySelector(`#d-groups .d-group[data-index=\"${arguments[0]}\"]`);
+         const keep = [...g.querySelectorAll('input[type=radio]')].find(r => r.value === arguments[1]);
+         keep.checked = true;
+         g.querySelector('.d-trash-group').click();
+         return true;",
+        json!([gi, canon_original.to_str().unwrap()]),
+    );
+    d.wait("the copies in the trash", 30, |d| {
+        let t = d.exec(
+            "return document.querySelector('#d-status').textContent",
+            json!([]),
+        );
+        t.as_str()
+            .filter(|t| t.starts_with("Put 2"))
+            .map(str::to_string)
+    });
+    assert!(original.is_file(), "the kept original stays");
+    assert!(!dups.join("copy-1.jpg").exists() && !dups.join("copy-2.jpg").exists());
+    let in_trash = std::fs::read_dir(tmp.path().join("xdg/Trash/files"))
+        .unwrap()
+        .count();
+    assert_eq!(in_trash, 2);
+    d.click("#d-undo");
+    d.wait("the undo", 30, |d| {
+        let t = d.exec(
+            "return document.querySelector('#d-status').textContent",
+            json!([]),
+        );
+        t.as_str()
+            .filter(|t| t.starts_with("Undone: 2"))
+            .map(str::to_string)
+    });
+    assert!(dups.join("copy-1.jpg").is_file() && dups.join("copy-2.jpg").is_file());
 
     d.close();
     driver_guard.stop();

@@ -44,7 +44,7 @@ window.addEventListener('unhandledrejection', (e) => showError(e.reason));
 
 function showView(name) {
   state.view = name;
-  for (const v of ['welcome', 'search', 'folders', 'settings', 'classify']) {
+  for (const v of ['welcome', 'search', 'folders', 'settings', 'classify', 'duplicates']) {
     $(`#view-${v}`).hidden = v !== name;
   }
   for (const b of document.querySelectorAll('.navbtn')) {
@@ -663,7 +663,81 @@ async function classifyUndo() {
   } catch (e) { showError(e, 'Undo'); }
 }
 
+// ---------- duplicates ----------
+
+const baseName = (p) => p.split(/[\\/]/).pop();
+
+async function findDuplicates() {
+  $('#d-status').textContent = 'Looking for duplicates…';
+  $('#d-groups').replaceChildren();
+  $('#d-trash').hidden = true;
+  try {
+    state.dups = await call('duplicates', { threshold: null });
+    renderDuplicates();
+  } catch (e) { $('#d-status').textContent = ''; showError(e, 'Duplicates'); }
+}
+
+function renderDuplicates() {
+  const r = state.dups;
+  const box = $('#d-groups');
+  box.replaceChildren();
+  const extra = r.groups.reduce((n, g) => n + g.photos.length - 1, 0);
+  $('#d-status').textContent = r.groups.length
+    ? `${r.groups.length} group${r.groups.length === 1 ? '' : 's'} · ${extra} photo${extra === 1 ? '' : 's'} could go`
+    : 'No duplicates found.';
+  r.groups.forEach((g, gi) => {
+    const photos = g.photos.map((p) => el('label', { className: 'd-photo', dataset: { path: p.path } },
+      el('img', { src: imageUrl(p.path, 'thumb'), alt: baseName(p.path), loading: 'lazy' }),
+      el('span', { className: 'd-name', textContent: baseName(p.path), title: p.path }),
+      el('span', { className: 'd-meta', textContent: [p.width && p.height ? `${p.width} × ${p.height}` : null,
+        p.size >= 1e6 ? `${(p.size / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(p.size / 1e3))} KB`,
+        p.taken_at ? p.taken_at.replace('T', ' ') : null].filter(Boolean).join(' · ') }),
+      el('span', { className: 'd-keep' },
+        el('input', { type: 'radio', name: `keep-${gi}`, value: p.path, checked: p.keep }), ' Keep')));
+    box.append(el('section', { className: 'd-group', dataset: { kind: g.kind, index: String(gi) } },
+      el('h3', { textContent: `${g.kind === 'exact' ? 'Exact copies' : 'Near-duplicates'} (${g.photos.length})` }),
+      el('div', { className: 'd-photos' }, ...photos),
+      el('button', { type: 'button', className: 'd-trash-group', textContent: 'Trash the others',
+        onclick: () => trashDuplicates([gi]) })));
+  });
+  $('#d-trash').hidden = r.groups.length === 0;
+}
+
+// Every photo of the given groups but the one whose Keep is checked.
+function notKept(indexes) {
+  const paths = [];
+  for (const gi of indexes) {
+    const keep = document.querySelector(`input[name="keep-${gi}"]:checked`);
+    for (const p of state.dups.groups[gi].photos) if (!keep || p.path !== keep.value) paths.push(p.path);
+  }
+  return paths;
+}
+
+async function trashDuplicates(indexes) {
+  const paths = notKept(indexes);
+  if (!paths.length) return;
+  try {
+    const n = await call('trash_photos', { paths });
+    state.dups.groups = state.dups.groups.filter((_, i) => !indexes.includes(i));
+    renderDuplicates();
+    $('#d-status').textContent = `Put ${n} photo${n === 1 ? '' : 's'} in the trash`;
+    $('#d-undo').hidden = false;
+    $('#d-undo').focus();
+  } catch (e) { showError(e, 'Trashing duplicates'); }
+}
+
+async function undoTrash() {
+  try {
+    const n = await call('undo_trash');
+    $('#d-status').textContent = `Undone: ${n} photo${n === 1 ? '' : 's'} back where they were`;
+    $('#d-undo').hidden = true;
+  } catch (e) { showError(e, 'Undo'); }
+}
+
 function wire() {
+  $('#d-find').addEventListener('click', findDuplicates);
+  $('#d-trash').addEventListener('click', () => trashDuplicates(state.dups.groups.map((_, i) => i)));
+  $('#d-undo').addEventListener('click', undoTrash);
   $('#search-form').addEventListener('submit', (e) => { e.preventDefault(); scheduleSearch(0); });
   $('#q').addEventListener('input', () => scheduleSearch());
   $('#q').addEventListener('keydown', (e) => {
@@ -720,9 +794,10 @@ function wire() {
       e.preventDefault();
       return;
     }
-    if (e.altKey && ['1', '2', '3', '4'].includes(e.key)) {
+    if (e.altKey && ['1', '2', '3', '4', '5'].includes(e.key)) {
       e.preventDefault();
-      ({ 1: goSearch, 2: () => showView('folders'), 3: () => showView('settings'), 4: () => showView('classify') })[e.key]();
+      ({ 1: goSearch, 2: () => showView('folders'), 3: () => showView('settings'), 4: () => showView('classify'),
+        5: () => showView('duplicates') })[e.key]();
       return;
     }
     if (e.key === '/' && !typing) { e.preventDefault(); goSearch(); $('#q').focus(); }

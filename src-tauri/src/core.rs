@@ -468,7 +468,9 @@ impl Core {
     fn open(&self) -> ApiResult<Library> {
         // Opening migrates the catalog; two first opens at once race on creating its tables.
         let _one_at_a_time = lock(&self.0.opening);
-        Ok(Library::open(self.options())?)
+        let mut lib = Library::open(self.options())?;
+        lib.set_raw_mode(self.settings().raw_mode());
+        Ok(lib)
     }
 
     /// Run `f` on the search library (opened on first use).

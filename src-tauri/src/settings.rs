@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use shoebox_core::models::DeviceChoice;
 use shoebox_core::options::{self, ModelOptions};
+use shoebox_core::scan::RawMode;
 use shoebox_core::LibraryOptions;
 
 use crate::error::{ApiError, ApiResult};
@@ -26,11 +27,14 @@ pub struct Settings {
     pub device: String,
     /// Caption photos in the background while the app is open.
     pub background_captions: bool,
+    /// A RAW file beside a JPEG of the same name is a photo of its own (otherwise the JPEG is the
+    /// photo and the RAW its original). `SHOEBOX_RAW` overrides it.
+    pub raw_separate: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings::from_models(&ModelOptions::default(), false)
+        Settings::from_models(&ModelOptions::default(), false, false)
     }
 }
 
@@ -56,16 +60,34 @@ impl Settings {
             log::warn!("ignoring the environment's model settings: {e}");
             return saved;
         }
-        Settings::from_models(&m, saved.background_captions)
+        let raw_separate = match options::env_raw_mode() {
+            Ok(Some(mode)) => mode == RawMode::Separate,
+            Ok(None) => saved.raw_separate,
+            Err(e) => {
+                log::warn!("ignoring SHOEBOX_RAW: {e}");
+                saved.raw_separate
+            }
+        };
+        Settings::from_models(&m, saved.background_captions, raw_separate)
     }
 
-    fn from_models(m: &ModelOptions, background_captions: bool) -> Settings {
+    fn from_models(m: &ModelOptions, background_captions: bool, raw_separate: bool) -> Settings {
         Settings {
             clip_model: m.clip_model.clone(),
             caption_model: m.caption_model.clone(),
             text_model: m.text_model.clone(),
             device: m.device.as_str().into(),
             background_captions,
+            raw_separate,
+        }
+    }
+
+    /// What a RAW file beside a JPEG of the same name is.
+    pub fn raw_mode(&self) -> RawMode {
+        if self.raw_separate {
+            RawMode::Separate
+        } else {
+            RawMode::Pair
         }
     }
 

@@ -335,10 +335,15 @@ fn settings_are_validated_saved_and_reloaded() {
     assert_eq!(core.save_settings(empty).unwrap_err().code, "invalid");
     let new = Settings {
         background_captions: true,
+        raw_separate: true,
         ..saved.clone()
     };
     core.save_settings(new.clone()).unwrap();
     assert_eq!(Settings::load(&lib), new);
+    assert_eq!(
+        core.settings().raw_mode(),
+        shoebox_core::scan::RawMode::Separate
+    );
     assert!(settings_file(&lib).is_file());
     // A model that is not there is reported, not a crash.
     let missing = Settings {

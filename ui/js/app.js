@@ -582,6 +582,7 @@ async function loadSettings() {
     $('#s-text').value = s.textModel;
     $('#s-device').value = s.device;
     $('#s-captions').checked = s.backgroundCaptions;
+    $('#s-raw').checked = s.rawSeparate;
   } catch (e) { showError(e, 'Reading the settings'); }
 }
 
@@ -593,6 +594,7 @@ $('#settings-form').addEventListener('submit', async (e) => {
       settings: {
         clipModel: $('#s-clip').value, captionModel: $('#s-caption').value, textModel: $('#s-text').value,
         device: $('#s-device').value, backgroundCaptions: $('#s-captions').checked,
+        rawSeparate: $('#s-raw').checked,
       },
     });
     $('#s-saved').textContent = 'Saved. Models reload in the background.';

@@ -138,21 +138,18 @@ pub fn read_exif(bytes: &[u8]) -> ExifInfo {
     }
 }
 
-/// One GPS coordinate: degrees, minutes, seconds as three rationals, signed by its reference
-/// ('S' and 'W' are negative).
-fn gps_coordinate(exif: &exif::Exif, value: exif::Tag, reference: exif::Tag) -> Option<f64> {
-    let f = exif.get_field(value, exif::In::PRIMARY)?;
-    let exif::Value::Rational(parts) = &f.value else {
-        return None;
-    };
+/// One GPS coordinate from EXIF's degrees, minutes and seconds (numerator, denominator) and its
+/// reference ('S' and 'W' are negative). Every reader of EXIF GPS (this file's, RAW metadata's)
+/// goes through here.
+pub(crate) fn gps_degrees(dms: &[(u32, u32)], reference: Option<&str>) -> Option<f64> {
     let mut deg = 0.0;
-    for (i, r) in parts.iter().take(3).enumerate() {
-        if r.denom == 0 {
+    for (i, (n, d)) in dms.iter().take(3).enumerate() {
+        if *d == 0 {
             return None;
         }
-        deg += r.to_f64() / [1.0, 60.0, 3600.0][i];
+        deg += *n as f64 / *d as f64 / [1.0, 60.0, 3600.0][i];
     }
-    let sign = match ascii_field(exif, reference).as_deref().map(str::trim) {
+    let sign = match reference.map(str::trim) {
         Some("S") | Some("W") => -1.0,
         Some("N") | Some("E") | None => 1.0,
         Some(_) => return None,
@@ -160,11 +157,24 @@ fn gps_coordinate(exif: &exif::Exif, value: exif::Tag, reference: exif::Tag) -> 
     Some(sign * deg)
 }
 
+/// A position worth keeping: a real one, and not the (0, 0) a camera without a fix often writes.
+pub(crate) fn gps_fix(lat: f64, lon: f64) -> Option<(f64, f64)> {
+    (crate::places::valid_position(lat, lon) && (lat, lon) != (0.0, 0.0)).then_some((lat, lon))
+}
+
+fn gps_coordinate(exif: &exif::Exif, value: exif::Tag, reference: exif::Tag) -> Option<f64> {
+    let f = exif.get_field(value, exif::In::PRIMARY)?;
+    let exif::Value::Rational(parts) = &f.value else {
+        return None;
+    };
+    let dms: Vec<(u32, u32)> = parts.iter().map(|r| (r.num, r.denom)).collect();
+    gps_degrees(&dms, ascii_field(exif, reference).as_deref())
+}
+
 fn gps_position(exif: &exif::Exif) -> Option<(f64, f64)> {
     let lat = gps_coordinate(exif, exif::Tag::GPSLatitude, exif::Tag::GPSLatitudeRef)?;
     let lon = gps_coordinate(exif, exif::Tag::GPSLongitude, exif::Tag::GPSLongitudeRef)?;
-    // (0, 0) is what a camera without a fix often writes.
-    (crate::places::valid_position(lat, lon) && (lat, lon) != (0.0, 0.0)).then_some((lat, lon))
+    gps_fix(lat, lon)
 }
 
 /// '+01:00' → minutes east of UTC; None for junk.

@@ -116,41 +116,20 @@ pub struct RawPicture {
     pub exif: ExifInfo,
 }
 
-fn rational_degrees(v: &Option<[rawler::formats::tiff::Rational; 3]>) -> Option<f64> {
-    let v = v.as_ref()?;
-    let mut deg = 0.0;
-    for (i, r) in v.iter().enumerate() {
-        if r.d == 0 {
-            return None;
-        }
-        deg += r.n as f64 / r.d as f64 / [1.0, 60.0, 3600.0][i];
-    }
-    Some(deg)
+fn raw_gps(g: &rawler::exif::ExifGPS) -> Option<(f64, f64)> {
+    let degrees = |v: &Option<[rawler::formats::tiff::Rational; 3]>, r: &Option<String>| {
+        let dms: Vec<(u32, u32)> = v.as_ref()?.iter().map(|x| (x.n, x.d)).collect();
+        crate::decode::gps_degrees(&dms, r.as_deref())
+    };
+    crate::decode::gps_fix(
+        degrees(&g.gps_latitude, &g.gps_latitude_ref)?,
+        degrees(&g.gps_longitude, &g.gps_longitude_ref)?,
+    )
 }
 
 fn raw_exif(md: &rawler::decoders::RawMetadata) -> ExifInfo {
     let e = &md.exif;
-    let sign = |r: &Option<String>, neg: &str| match r.as_deref().map(str::trim) {
-        Some(x) if x == neg => -1.0,
-        _ => 1.0,
-    };
-    let gps = match e.gps.as_ref().map(|g| {
-        (
-            rational_degrees(&g.gps_latitude),
-            rational_degrees(&g.gps_longitude),
-            g,
-        )
-    }) {
-        Some((Some(lat), Some(lon), g)) => {
-            let (lat, lon) = (
-                lat * sign(&g.gps_latitude_ref, "S"),
-                lon * sign(&g.gps_longitude_ref, "W"),
-            );
-            (crate::places::valid_position(lat, lon) && (lat, lon) != (0.0, 0.0))
-                .then_some((lat, lon))
-        }
-        _ => None,
-    };
+    let gps = e.gps.as_ref().and_then(raw_gps);
     let nonempty = |s: &str| {
         let s = s.trim();
         (!s.is_empty()).then(|| s.to_string())

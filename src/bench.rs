@@ -147,6 +147,18 @@ fn print_table(r: &BenchReport) {
         "    library open          {:>9.1} ms      (catalog + persisted index)",
         r.open_ms
     );
+    if let Some(d) = r.notes.get("duplicates") {
+        println!(
+            "    duplicates            {:>9} s       (every photo's neighbours, hash-checked)",
+            d["seconds"]
+        );
+    }
+    if let Some(p) = r.notes.get("places") {
+        println!(
+            "    places                {:>9} photos/s (offline reverse geocoding; +{} MB per 100k)",
+            p["geocode_photos_s"], p["catalog_mb_per_100k"]
+        );
+    }
     println!("  HNSW over {} random unit vectors", r.hnsw.vectors);
     println!("    recall@10             {:>9.3}", r.hnsw.recall_at_10);
     println!(

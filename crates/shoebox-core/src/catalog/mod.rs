@@ -477,6 +477,13 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Whether the catalog holds any photo (one index probe; `counts` scans the table).
+    pub fn has_photos(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM photos)", [], |r| r.get(0))?)
+    }
+
     pub fn counts(&self, model_id: Option<i64>) -> Result<Counts> {
         let total: i64 = self
             .conn

@@ -82,7 +82,7 @@ impl Library {
     /// `took_ms` counts the query itself: the model is loaded (once per process) before the clock starts.
     /// A library without photos answers [`Error::EmptyLibrary`] before any model loads.
     pub fn search(&mut self, req: &SearchRequest) -> Result<SearchResponse> {
-        if self.catalog.counts(None)?.total == 0 {
+        if !self.catalog.has_photos()? {
             return Err(Error::EmptyLibrary);
         }
         let original_query = req_query(req);

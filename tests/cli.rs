@@ -432,3 +432,20 @@ fn failed_files_are_listed_and_index_still_exits_0() {
     assert_eq!(s["folders"], Value::Array(vec![]));
     assert_eq!(s["photos"]["indexed"], 0);
 }
+
+#[test]
+fn search_on_an_empty_library_says_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [
+        &["search", "a cat"][..],
+        &["search", "--place", "Lisbon"][..],
+    ] {
+        let out = shoebox(tmp.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no photos yet") && err.contains("shoebox add"),
+            "{err}"
+        );
+    }
+}

@@ -129,6 +129,8 @@ fn full_image(opened: &OpenedFile) -> shoebox_core::Result<ImageBytes> {
             }
         }
     }
-    // The path has no image extension on Linux (`/proc/self/fd/N`): the engine renders by content.
-    shoebox_core::thumbs::display_image(&opened.reopen_path(), FULL_MAX_SIDE)
+    // The path has no image extension on Linux (`/proc/self/fd/N`): the engine renders by content,
+    // told the real name's extension (which is what marks a camera RAW).
+    let ext = shoebox_core::decode::extension(&opened.path);
+    shoebox_core::thumbs::display_image_as(&opened.reopen_path(), ext.as_deref(), FULL_MAX_SIDE)
 }

@@ -301,6 +301,31 @@ fn folders_indexing_search_photo_protocol_and_drop() {
     let change = core.activity().last_change.expect("a change summary");
     assert_eq!((change.added, change.embedded, change.removed), (1, 1, 0));
 
+    // HEIC and RAW photos, which the webview cannot show itself, are served as JPEG.
+    let formats = fixtures().join("data/formats");
+    for name in ["phone.heic", "camera.dng"] {
+        std::fs::copy(formats.join(name), photos.join(name)).unwrap();
+    }
+    wait_until(
+        "the watcher to index a HEIC and a DNG",
+        Duration::from_secs(60),
+        || core.status().unwrap().photos.indexed == 43,
+    );
+    for name in ["phone.heic", "camera.dng"] {
+        let path = photos.canonicalize().unwrap().join(name);
+        for kind in ["kind=thumb", "kind=full"] {
+            let resp = protocol::respond(&core, &enc(&path), Some(kind));
+            assert_eq!(resp.status(), 200, "{name} {kind}");
+            assert_eq!(
+                resp.headers()["content-type"],
+                "image/jpeg",
+                "{name} {kind}"
+            );
+            let (w, h) = image_size(resp.body());
+            assert!(w > 100 && h > 100, "{name} {kind}: {w}×{h}");
+        }
+    }
+
     // Remove the folder: the photos go, the writer idles.
     let st = core.remove_folder(photos.to_str().unwrap()).unwrap();
     assert!(st.folders.is_empty());

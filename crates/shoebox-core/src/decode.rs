@@ -505,6 +505,20 @@ fn upright(
 /// Shoebox (indexing, thumbnails, the photo view, captions, drag-in) comes through here: the size
 /// cap, the decoders' limits, the shared memory budget and panic containment apply to all.
 pub fn decode_file(path: &Path, min_short: u32) -> Result<Decoded, String> {
+    decode_file_as(path, extension(path).as_deref(), min_short)
+}
+
+/// A path's extension, lower case.
+pub fn extension(path: &Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+}
+
+/// [`decode_file`] for a path that does not carry the file's extension (an open file reached
+/// through `/proc/self/fd/N`): `ext` is the extension of its real name (lower case), which tells a
+/// camera RAW from a TIFF.
+pub fn decode_file_as(path: &Path, ext: Option<&str>, min_short: u32) -> Result<Decoded, String> {
     let md = std::fs::metadata(path).map_err(|e| read_reason(&e))?;
     if md.len() > MAX_FILE_BYTES {
         return Err(format!(
@@ -521,12 +535,8 @@ pub fn decode_file(path: &Path, min_short: u32) -> Result<Decoded, String> {
         return Err("file grew past the size limit while being read".into());
     }
     // A panic in a decoder costs this file, never the run (or the app).
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_bytes_as(&bytes, ext.as_deref(), min_short)
+        decode_bytes_as(&bytes, ext, min_short)
     }))
     .unwrap_or_else(|_| Err("the decoder crashed on this file".into()));
     let (image, mut meta) = decoded?;

@@ -119,6 +119,12 @@ pub fn thumbnail(libdir: &Path, path: &Path) -> Result<PathBuf> {
 /// The image a viewer shows full size: the original bytes when a web view can show them (it applies
 /// EXIF orientation itself), else an upright JPEG rendered with its long side at most `max_side`.
 pub fn display_image(path: &Path, max_side: u32) -> Result<ImageBytes> {
+    display_image_as(path, crate::decode::extension(path).as_deref(), max_side)
+}
+
+/// [`display_image`] of a file reached by a path without its extension (`/proc/self/fd/N`):
+/// `ext` is its real name's, so a camera RAW is rendered as one.
+pub fn display_image_as(path: &Path, ext: Option<&str>, max_side: u32) -> Result<ImageBytes> {
     let md = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if let Some(mime) = web_mime(path) {
         if md.len() <= MAX_SERVED_ORIGINAL {
@@ -126,7 +132,8 @@ pub fn display_image(path: &Path, max_side: u32) -> Result<ImageBytes> {
             return Ok(ImageBytes { bytes, mime });
         }
     }
-    let d = decode_file(path, max_side / 2).map_err(|r| decode_error(path, r))?;
+    let d = crate::decode::decode_file_as(path, ext, max_side / 2)
+        .map_err(|r| decode_error(path, r))?;
     Ok(ImageBytes {
         bytes: encode_jpeg(&fit(d.image, max_side, max_side))?,
         mime: "image/jpeg",

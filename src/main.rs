@@ -133,7 +133,7 @@ enum Command {
         /// CLIP cosine at or above which photos may be near-duplicates [default: 0.90]
         #[arg(long, value_name = "T")]
         threshold: Option<f32>,
-        /// Most perceptual-hash bits (of 64) near-duplicates may differ in [default: 12]
+        /// Most perceptual-hash bits (of 128) near-duplicates may differ in [default: 18]
         #[arg(long, value_name = "BITS", hide = true)]
         max_hash_distance: Option<u32>,
         /// Put every photo but its group's keeper in the system trash (journaled, undoable)

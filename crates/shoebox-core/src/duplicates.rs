@@ -12,30 +12,55 @@ use serde::Serialize;
 /// decides). Chosen from the curve measured on the planted groups (README, "Duplicates").
 pub const DEFAULT_THRESHOLD: f32 = 0.90;
 
-/// The most bits (of 64) two perceptual hashes of near-duplicates may differ in.
-pub const MAX_PHASH_DISTANCE: u32 = 12;
+/// The most bits (of 128) two perceptual hashes of near-duplicates may differ in.
+pub const MAX_PHASH_DISTANCE: u32 = 18;
+
+/// Bytes of a perceptual hash: a horizontal and a vertical difference hash of 64 bits each.
+pub const PHASH_BYTES: usize = 16;
+
+/// How much two near-duplicates' aspect ratios may differ (resizing keeps it; a 4 % crop of one
+/// side changes it by 4 %): a cheap third check against different pictures with similar hashes.
+pub const MAX_ASPECT_CHANGE: f64 = 0.06;
+
+/// Whether two pictures' shapes allow them to be copies of each other (unknown sizes allow it).
+pub fn similar_aspect(a: (Option<u32>, Option<u32>), b: (Option<u32>, Option<u32>)) -> bool {
+    match (a, b) {
+        ((Some(aw), Some(ah)), (Some(bw), Some(bh))) if aw > 0 && ah > 0 && bw > 0 && bh > 0 => {
+            let ra = aw as f64 / ah as f64;
+            let rb = bw as f64 / bh as f64;
+            (ra / rb).ln().abs() <= MAX_ASPECT_CHANGE.ln_1p()
+        }
+        _ => true,
+    }
+}
 
 /// Neighbours each photo asks the index for: more than any real group holds.
 pub const NEIGHBOURS: usize = 12;
 
-/// The 64-bit perceptual hash of a picture (difference hash: whether each cell of a 9×8 grey
-/// version is brighter than its neighbour): unchanged by resizing, re-encoding and brightness,
-/// moved a few bits by small crops. (A DCT mean hash told the plain test pictures apart worse.)
+/// The 128-bit perceptual hash of a picture: two difference hashes (whether each cell of an 8×8
+/// grey version is brighter than its right, then its lower, neighbour). Unchanged by resizing,
+/// re-encoding and brightness, moved a few bits by small crops. One direction alone (or a DCT mean
+/// hash) left plain pictures of one shape at similar places too close.
 pub fn phash(img: &RgbImage) -> Vec<u8> {
-    let hasher = image_hasher::HasherConfig::new()
-        .hash_alg(image_hasher::HashAlg::Gradient)
-        .hash_size(8, 8)
-        .to_hasher();
-    hasher
-        .hash_image(&image::DynamicImage::ImageRgb8(img.clone()))
-        .as_bytes()
-        .to_vec()
+    let img = image::DynamicImage::ImageRgb8(img.clone());
+    let mut out = Vec::with_capacity(PHASH_BYTES);
+    for alg in [
+        image_hasher::HashAlg::Gradient,
+        image_hasher::HashAlg::VertGradient,
+    ] {
+        let hasher = image_hasher::HasherConfig::new()
+            .hash_alg(alg)
+            .hash_size(8, 8)
+            .to_hasher();
+        out.extend_from_slice(hasher.hash_image(&img).as_bytes());
+    }
+    out
 }
 
-/// Bits in which two perceptual hashes differ (64 when either is malformed).
+/// Bits in which two perceptual hashes differ (all of them when either is malformed).
 pub fn phash_distance(a: &[u8], b: &[u8]) -> u32 {
-    if a.len() != b.len() || a.is_empty() {
-        return 64;
+    if a.len() != PHASH_BYTES || b.len() != PHASH_BYTES {
+        return 8 * PHASH_BYTES as u32;
     }
     a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
 }
@@ -202,10 +227,23 @@ mod tests {
             image::Rgb([(y % 50) as u8 * 5, (x * 7 % 199) as u8, 128])
         });
         let (a, b, c) = (phash(&img), phash(&small), phash(&other));
-        assert_eq!(a.len(), 8);
+        assert_eq!(a.len(), PHASH_BYTES);
         assert!(phash_distance(&a, &b) <= 4, "{}", phash_distance(&a, &b));
         assert!(phash_distance(&a, &c) > MAX_PHASH_DISTANCE);
-        assert_eq!(phash_distance(&a, &[]), 64);
+        assert_eq!(phash_distance(&a, &[]), 128);
+        assert!(similar_aspect(
+            (Some(400), Some(300)),
+            (Some(240), Some(180))
+        ));
+        assert!(similar_aspect(
+            (Some(400), Some(300)),
+            (Some(384), Some(300))
+        ));
+        assert!(!similar_aspect(
+            (Some(506), Some(287)),
+            (Some(389), Some(243))
+        ));
+        assert!(similar_aspect((None, Some(3)), (Some(1), Some(9))));
         let mut uf = UnionFind::new(4);
         uf.union(0, 2);
         uf.union(3, 2);

@@ -229,7 +229,7 @@ fn fill_catalog(
                         gps: super::places::bench_position(i),
                         taken_offset: Some("+01:00".into()),
                         phash: Some(
-                            blake3::hash(&(i as u64 ^ 0x5EED).to_le_bytes()).as_bytes()[..8]
+                            blake3::hash(&(i as u64 ^ 0x5EED).to_le_bytes()).as_bytes()[..16]
                                 .to_vec(),
                         ),
                     },

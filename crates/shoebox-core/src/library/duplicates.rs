@@ -10,8 +10,8 @@ use super::Library;
 use crate::catalog::{DuplicateRow, ModelRef};
 use crate::decode::decode_file;
 use crate::duplicates::{
-    keeper, phash, phash_distance, DuplicateGroup, DuplicateKind, DuplicatePhoto, DuplicatesReport,
-    UnionFind, DEFAULT_THRESHOLD, MAX_PHASH_DISTANCE, NEIGHBOURS,
+    keeper, phash, phash_distance, similar_aspect, DuplicateGroup, DuplicateKind, DuplicatePhoto,
+    DuplicatesReport, UnionFind, DEFAULT_THRESHOLD, MAX_PHASH_DISTANCE, NEIGHBOURS, PHASH_BYTES,
 };
 use crate::error::{Error, Result};
 use crate::files::display_path;
@@ -67,6 +67,10 @@ impl Library {
         }
         let max_bits = req.max_hash_distance.unwrap_or(MAX_PHASH_DISTANCE);
         for (a, b) in self.near_pairs(&rows, &pos, threshold)? {
+            let shape = |r: &DuplicateRow| (r.width, r.height);
+            if !similar_aspect(shape(&rows[a]), shape(&rows[b])) {
+                continue;
+            }
             if self
                 .phash_of(&mut rows, a)?
                 .zip(self.phash_of(&mut rows, b)?)
@@ -193,7 +197,7 @@ impl Library {
     /// A photo's perceptual hash: stored, or computed now (photos indexed before hashes were kept)
     /// and stored. None when the file cannot be read any more.
     fn phash_of(&mut self, rows: &mut [DuplicateRow], i: usize) -> Result<Option<Vec<u8>>> {
-        if let Some(h) = &rows[i].phash {
+        if let Some(h) = rows[i].phash.as_ref().filter(|h| h.len() == PHASH_BYTES) {
             return Ok(Some(h.clone()));
         }
         let Ok(d) = decode_file(&rows[i].path, 64) else {

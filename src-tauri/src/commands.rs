@@ -194,7 +194,10 @@ pub async fn compare_files(app: AppHandle, core: State<'_, Core>) -> ApiResult<V
             .dialog()
             .file()
             .set_title("Compare photos with the library")
-            .add_filter("Images", shoebox_core::scan::IMAGE_EXTENSIONS)
+            .add_filter(
+                "Images",
+                &shoebox_core::scan::image_extensions().collect::<Vec<_>>(),
+            )
             .blocking_pick_files()
             .unwrap_or_default();
         let paths: Vec<PathBuf> = picked

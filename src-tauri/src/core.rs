@@ -357,6 +357,23 @@ pub struct TestHooks {
 #[derive(Clone)]
 pub struct Core(Arc<Inner>);
 
+/// An undo's answer: how many files came back, or `partly_undone` naming the first one left (the
+/// UI says "<done> N files; M <left> (path: why)").
+fn undone(report: shoebox_core::journal::UndoReport, done: &str, left: &str) -> ApiResult<usize> {
+    match report.skipped.first() {
+        Some((path, why)) => Err(ApiError::new(
+            "partly_undone",
+            format!(
+                "{done} {} files; {} {left} ({}: {why})",
+                report.restored,
+                report.skipped.len(),
+                path.display()
+            ),
+        )),
+        None => Ok(report.restored),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -950,18 +967,7 @@ impl Core {
         };
         let report = self.with_writer(|lib| lib.undo_classification(&journal))?;
         self.emit("library-changed", json!({ "reason": "classify-undone" }));
-        if let Some((path, why)) = report.skipped.first() {
-            return Err(ApiError::new(
-                "partly_undone",
-                format!(
-                    "restored {} files; {} were left where they are ({}: {why})",
-                    report.restored,
-                    report.skipped.len(),
-                    path.display()
-                ),
-            ));
-        }
-        Ok(report.restored)
+        undone(report, "restored", "were left where they are")
     }
 
     // ---- duplicates ----
@@ -1007,18 +1013,7 @@ impl Core {
         };
         let report = self.with_writer(|lib| lib.undo_trash(&journal))?;
         self.emit("library-changed", json!({ "reason": "untrashed" }));
-        if let Some((path, why)) = report.skipped.first() {
-            return Err(ApiError::new(
-                "partly_undone",
-                format!(
-                    "took {} files back; {} stayed in the trash ({}: {why})",
-                    report.restored,
-                    report.skipped.len(),
-                    path.display()
-                ),
-            ));
-        }
-        Ok(report.restored)
+        undone(report, "took back", "stayed in the trash")
     }
 
     // ---- search and viewing ----

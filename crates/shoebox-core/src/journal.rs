@@ -566,7 +566,8 @@ pub fn untrash(j: &Journal) -> Result<UndoReport> {
 )))]
 pub fn untrash(j: &Journal) -> Result<UndoReport> {
     Err(Error::Invalid(format!(
-        "taking files back out of the trash is not supported on this system: restore them from the          trash yourself ({} lists them)",
+        "taking files back out of the trash is not supported on this system: restore them from the \
+         trash yourself ({} lists them)",
         j.path.display()
     )))
 }

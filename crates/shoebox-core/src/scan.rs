@@ -13,13 +13,20 @@ use crate::catalog::{Catalog, FoundFile, KnownFile, Root, ScanChanges};
 use crate::error::Result;
 use crate::files;
 
-/// File extensions Shoebox indexes (lower case).
-pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "jpe", "png", "webp", "gif", "bmp", "tif", "tiff", // image crate
-    "heic", "heif", "hif", "avif", // libheif (formats.rs)
-    "dng", "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf", "sr2", "raf", "orf", "rw2", "pef",
-    "srw", "erf", "kdc", "mos", "mrw", "iiq", "3fr", "mef", // camera RAW (rawler)
+/// File extensions the `image` crate reads (lower case); the HEIF and RAW ones are in
+/// [`crate::formats`].
+const IMAGE_CRATE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "jpe", "png", "webp", "gif", "bmp", "tif", "tiff",
 ];
+
+/// Every file extension Shoebox indexes (lower case).
+pub fn image_extensions() -> impl Iterator<Item = &'static str> {
+    IMAGE_CRATE_EXTENSIONS
+        .iter()
+        .chain(crate::formats::HEIF_EXTENSIONS)
+        .chain(crate::formats::RAW_EXTENSIONS)
+        .copied()
+}
 
 /// What to do with a camera RAW file that has a JPEG of the same name beside it (RAW+JPEG shooting).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -95,7 +102,7 @@ pub struct ScanReport {
 /// Lower-case extension of a path when it is one we index.
 pub fn image_ext(path: &Path) -> Option<String> {
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-    IMAGE_EXTENSIONS.contains(&ext.as_str()).then_some(ext)
+    image_extensions().any(|e| e == ext).then_some(ext)
 }
 
 fn is_hidden(entry: &walkdir::DirEntry) -> bool {

@@ -4,15 +4,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::path::PathBuf;
 
 use common::*;
 use shoebox_core::decode::decode_file;
-use shoebox_core::pipeline::PipelineOptions;
 use shoebox_core::scan::RawMode;
 use shoebox_core::search::SearchRequest;
-use shoebox_core::Library;
 
 fn formats() -> PathBuf {
     fixtures().join("data/formats")
@@ -32,15 +29,6 @@ fn source_of(file: &str) -> PathBuf {
         .unwrap()
         .to_string();
     fixtures().join("data/dev").join(src)
-}
-
-fn index(lib: &mut Library) {
-    lib.index(
-        PipelineOptions::default(),
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap();
 }
 
 #[test]
@@ -100,21 +88,11 @@ fn damaged_files_give_reasons() {
     assert!(e.contains("RAW"), "{e}");
 }
 
-fn copy_formats(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    for e in std::fs::read_dir(formats()).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x != "json") {
-            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn library_indexes_every_format_and_pairs_raw_with_jpeg() {
     let tmp = tempfile::tempdir().unwrap();
     let photos = tmp.path().join("photos");
-    copy_formats(&photos);
+    copy_fixture_photos(&formats(), &photos);
     let mut lib = open_library(&tmp.path().join("lib"));
     lib.add_folders(std::slice::from_ref(&photos)).unwrap();
     index(&mut lib);

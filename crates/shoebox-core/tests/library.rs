@@ -12,15 +12,6 @@ use shoebox_core::pipeline::PipelineOptions;
 use shoebox_core::search::SearchRequest;
 use shoebox_core::{Error, Library};
 
-fn index(lib: &mut Library) -> shoebox_core::library::IndexReport {
-    lib.index(
-        PipelineOptions::default(),
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap()
-}
-
 /// Copy the first `n` labelled shape images into `dir`; returns (path, color, shape).
 fn copy_shapes(dir: &Path, n: usize) -> Vec<(PathBuf, String, String)> {
     std::fs::create_dir_all(dir).unwrap();

@@ -6,35 +6,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 use common::*;
-use shoebox_core::pipeline::PipelineOptions;
 use shoebox_core::search::{SearchInput, SearchMode};
 use shoebox_core::Library;
 
 fn places_dir() -> PathBuf {
     fixtures().join("data/places")
-}
-
-/// A copy of the places fixture photos in `dir` (file times: now, so EXIF dates sort them).
-fn copy_places(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    for e in std::fs::read_dir(places_dir()).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "jpg" || x == "png") {
-            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
-        }
-    }
-}
-
-fn index(lib: &mut Library) {
-    lib.index(
-        PipelineOptions::default(),
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap();
 }
 
 fn names(r: &[shoebox_core::search::SearchHit]) -> Vec<String> {
@@ -55,7 +33,7 @@ fn search(lib: &mut Library, input: SearchInput) -> shoebox_core::search::Search
 
 fn library(tmp: &Path) -> Library {
     let photos = tmp.join("photos");
-    copy_places(&photos);
+    copy_fixture_photos(&places_dir(), &photos);
     let mut lib = open_library(&tmp.join("lib"));
     lib.add_folders(std::slice::from_ref(&photos)).unwrap();
     index(&mut lib);

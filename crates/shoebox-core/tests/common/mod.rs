@@ -1,4 +1,5 @@
-//! Shared helpers for the engine's integration tests: fixture paths and the tiny CLIP model.
+//! Shared helpers for the engine's integration tests: fixture paths, the tiny CLIP model, copies of
+//! fixture folders, and indexing a library.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -108,4 +109,25 @@ pub fn huge_png() -> Vec<u8> {
     out.extend(&idat);
     out.extend(crc32(&idat).to_be_bytes());
     out
+}
+
+/// Copies of the photos of a fixture folder (every file but its `.json` description) in `dest`.
+pub fn copy_fixture_photos(src: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() && p.extension().is_some_and(|x| x != "json") {
+            std::fs::copy(&p, dest.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+/// Index a library to the end (scan, embed, locate, tag).
+pub fn index(lib: &mut Library) -> shoebox_core::library::IndexReport {
+    lib.index(
+        shoebox_core::pipeline::PipelineOptions::default(),
+        &std::sync::atomic::AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap()
 }

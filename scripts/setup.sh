@@ -16,6 +16,11 @@ command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 # HEIC/HEIF/AVIF photos: the system's libheif (with its HEVC and AV1 decoders).
 if command -v dpkg >/dev/null 2>&1; then
   dpkg -s libheif-dev >/dev/null 2>&1 || need_apt+=(libheif-dev)
+  # Text in photos (OCR): Tesseract 5 and Leptonica to build against (their binding runs bindgen,
+  # which needs libclang), and the English language data to read with.
+  for pkg in libtesseract-dev libleptonica-dev libclang-dev tesseract-ocr-eng; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+  done
 fi
 # The desktop app (Tauri 2): WebKitGTK and friends to build it; Xvfb, xauth and WebKitWebDriver to run
 # its end-to-end test headless. Library packages have no command to look for: ask dpkg.

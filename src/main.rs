@@ -15,7 +15,7 @@ use shoebox_core::captions::{self, CaptionProgress};
 use shoebox_core::classify;
 use shoebox_core::duplicates::DuplicateKind;
 use shoebox_core::files::display_path;
-use shoebox_core::library::{DuplicatesRequest, Status};
+use shoebox_core::library::{DuplicatesRequest, OcrMode, OcrOptions, Status};
 use shoebox_core::models::caption::CaptionOptions;
 use shoebox_core::models::hub::DownloadProgress;
 use shoebox_core::models::DeviceChoice;
@@ -92,6 +92,8 @@ enum Command {
         captions: bool,
         #[command(flatten)]
         caption: CaptionArgs,
+        #[command(flatten)]
+        ocr: OcrArgs,
     },
     /// Write a caption for image files (in the library or not)
     #[command(arg_required_else_help = true)]
@@ -112,6 +114,8 @@ enum Command {
         captions: bool,
         #[command(flatten)]
         caption: CaptionArgs,
+        #[command(flatten)]
+        ocr: OcrArgs,
     },
     /// Show folders, counts and index state
     Status {
@@ -256,13 +260,42 @@ struct SearchArgs {
     /// Only photos taken within KM kilometres of a position [default KM: 25]
     #[arg(long, value_name = "LAT,LON[,KM]", allow_hyphen_values = true)]
     near: Option<String>,
-    /// Ranking: clip (image embeddings), text (caption embeddings) or hybrid (both, fused)
-    /// [default: hybrid once captions are embedded and the query is text only, else clip]
+    /// Ranking: clip (image embeddings), text (caption embeddings), keyword (words in the photo's
+    /// text, caption, tags and path) or hybrid (all there are, fused) [default: hybrid when the
+    /// query is text only and captions are embedded or words match, else clip]. A "quoted phrase"
+    /// in the query is required: only photos whose text, caption, tags or path contain it
     #[arg(long, value_name = "MODE", value_parser = engine_value::<SearchMode>)]
     mode: Option<SearchMode>,
     /// Print one JSON object
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+struct OcrArgs {
+    /// Read the text in every photo that has none read yet (OCR; about a second per photo).
+    /// Without it, only photos likely to hold text (screenshots, documents, receipts, signs) are
+    /// read, or none with SHOEBOX_OCR=off [env: SHOEBOX_OCR=off|likely|all]
+    #[arg(long)]
+    ocr: bool,
+    /// Languages to read, Tesseract's names joined by '+' (each needs its tesseract-ocr-LANG
+    /// package) [env: SHOEBOX_OCR_LANGS] [default: eng]
+    #[arg(long = "ocr-lang", value_name = "LANGS")]
+    ocr_lang: Option<String>,
+}
+
+impl OcrArgs {
+    /// Defaults < environment < flags.
+    fn options(&self) -> Result<OcrOptions> {
+        let mut o = OcrOptions::from_env()?;
+        if self.ocr {
+            o.mode = OcrMode::All;
+        }
+        if let Some(l) = &self.ocr_lang {
+            o.langs = shoebox_core::ocr::parse_langs(l)?;
+        }
+        Ok(o)
+    }
 }
 
 #[derive(Args, Debug, Clone, Copy)]
@@ -388,7 +421,9 @@ fn hint(e: &shoebox_core::Error) -> Option<String> {
             "add its folder with `shoebox add DIR` and run `shoebox index`".into()
         }
         E::NothingToSearch => "give a QUERY or --like IMAGE".into(),
-        E::TextRankingNeedsText => "use --mode clip to search by image".into(),
+        E::TextRankingNeedsText | E::KeywordRankingNeedsText => {
+            "use --mode clip to search by image".into()
+        }
         E::EmptyLibrary => "run `shoebox add DIR` and `shoebox index`".into(),
         E::PartlyApplied { journal, .. } => {
             format!("undo: shoebox classify --undo {}", journal.display())
@@ -473,12 +508,17 @@ fn run(cli: &Cli) -> Result<()> {
             decode_threads,
             captions,
             caption,
+            ocr,
         } => {
+            let ocr = ocr.options()?;
             let mut lib = open(cli)?;
             let cancel = cancel_on_ctrl_c()?;
             index(cli, &mut lib, &cancel, *batch_size, *decode_threads)?;
             if *captions && !cancel.load(Ordering::SeqCst) {
                 caption_library(cli, &mut lib, &cancel, caption.options())?;
+            }
+            if !cancel.load(Ordering::SeqCst) {
+                ocr_library(cli, &mut lib, &cancel, &ocr)?;
             }
         }
         Command::Caption {
@@ -565,7 +605,11 @@ fn run(cli: &Cli) -> Result<()> {
                 }
             }
         }
-        Command::Watch { captions, caption } => watch(cli, captions.then(|| caption.options()))?,
+        Command::Watch {
+            captions,
+            caption,
+            ocr,
+        } => watch(cli, captions.then(|| caption.options()), ocr.options()?)?,
         Command::Classify(args) => classify(cli, args)?,
         Command::Bench(args) => {
             let m = models(cli)?;
@@ -625,7 +669,7 @@ fn cancel_on_ctrl_c() -> Result<Arc<AtomicBool>> {
     Ok(cancel)
 }
 
-fn watch(cli: &Cli, captions: Option<CaptionOptions>) -> Result<()> {
+fn watch(cli: &Cli, captions: Option<CaptionOptions>, ocr: OcrOptions) -> Result<()> {
     let mut lib = open(cli)?;
     if captions.is_some() {
         lib.captioner()?;
@@ -634,6 +678,7 @@ fn watch(cli: &Cli, captions: Option<CaptionOptions>) -> Result<()> {
     let quiet = cli.quiet;
     let opts = shoebox_core::watch::WatchOptions {
         captions,
+        ocr: (ocr.mode != OcrMode::Off).then_some(ocr),
         ..Default::default()
     };
     lib.watch(opts, &cancel, &mut |ev| match ev {
@@ -650,6 +695,12 @@ fn watch(cli: &Cli, captions: Option<CaptionOptions>) -> Result<()> {
                 println!("{} captioned", r.captioned);
             }
         }
+        WatchEvent::Read(r) => {
+            if !quiet {
+                println!("text read in {} photos ({} with text)", r.read, r.with_text);
+            }
+        }
+        WatchEvent::OcrStopped { reason } => eprintln!("OCR is off: {reason}"),
         WatchEvent::Indexed(r) => {
             let (s, p) = (r.scan, r.pipeline);
             if !quiet && (s.added + s.changed + s.moved + s.removed + p.embedded + p.failed) > 0 {
@@ -713,6 +764,47 @@ fn index(
         if let Some(why) = &t.skipped {
             eprintln!("note: caption tags and caption search skipped: {why}");
         }
+    }
+    Ok(())
+}
+
+/// Read the text in the photos `opts` selects. OCR that cannot start (no Tesseract data for a
+/// language, a build without OCR) is a note, not a failed `index`: the photos are indexed.
+fn ocr_library(cli: &Cli, lib: &mut Library, cancel: &AtomicBool, opts: &OcrOptions) -> Result<()> {
+    let bar = progress_bar(cli, "reading text");
+    let r = lib.ocr_library(opts, None, cancel, &mut |p| {
+        show_progress(
+            &bar,
+            Progress {
+                total: p.total,
+                done: p.done,
+                embedded: p.done,
+                failed: 0,
+            },
+        )
+    });
+    bar.finish_and_clear();
+    let r = match r {
+        Ok(r) => r,
+        Err(e @ shoebox_core::Error::Ocr(_)) => {
+            eprintln!("note: text in photos not read: {e}");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !cli.quiet && r.read + r.failed > 0 {
+        println!(
+            "read text in {} photos ({} with text, {} failed) in {:.1}s{}",
+            r.read,
+            r.with_text,
+            r.failed,
+            r.seconds,
+            if r.interrupted {
+                " — interrupted; run `shoebox index` again to resume"
+            } else {
+                ""
+            }
+        );
     }
     Ok(())
 }
@@ -1146,6 +1238,12 @@ fn print_status(st: &Status) {
         "photos:  {} indexed, {} pending, {} failed, {} captioned",
         st.photos.indexed, st.photos.pending, st.photos.failed, st.photos.captioned
     );
+    if st.ocr.read + st.ocr.failed > 0 {
+        println!(
+            "text:    {} photos read, {} with text, {} failed",
+            st.ocr.read, st.ocr.with_text, st.ocr.failed
+        );
+    }
     println!(
         "index:   {} vectors{}",
         st.index.vectors,

@@ -31,7 +31,7 @@ use shoebox_core::captions::{self, FileCaption};
 use shoebox_core::classify;
 use shoebox_core::duplicates::DuplicatesReport;
 use shoebox_core::library::Status;
-use shoebox_core::library::{DuplicatesRequest, PlaceCount};
+use shoebox_core::library::{DuplicatesRequest, OcrMode, PlaceCount};
 use shoebox_core::models::caption::CaptionOptions;
 use shoebox_core::models::hub::{Download, DownloadProgress};
 use shoebox_core::pipeline::PipelineOptions;
@@ -745,8 +745,10 @@ impl Core {
             None
         };
         self.set_activity(|a| a.state = ActivityState::Watching);
+        let ocr = self.settings().ocr_options();
         let opts = WatchOptions {
             captions,
+            ocr: (ocr.mode != OcrMode::Off).then_some(ocr),
             ..Default::default()
         };
         lib.watch(opts, cancel, &mut |ev| match ev {
@@ -782,6 +784,15 @@ impl Core {
                     self.emit("library-changed", json!({ "reason": "captions" }));
                 }
             }
+            WatchEvent::Read(r) => {
+                if r.with_text > 0 {
+                    self.emit("library-changed", json!({ "reason": "text" }));
+                }
+            }
+            WatchEvent::OcrStopped { reason } => self.emit(
+                "notice",
+                json!({ "code": "ocr", "message": format!("reading text in photos is off: {reason}") }),
+            ),
         })?;
         Ok(())
     }

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use shoebox_core::library::{OcrMode, OcrOptions, ENV_OCR, ENV_OCR_LANGS};
 use shoebox_core::models::DeviceChoice;
 use shoebox_core::options::{self, ModelOptions};
 use shoebox_core::scan::RawMode;
@@ -30,6 +31,11 @@ pub struct Settings {
     /// A RAW file beside a JPEG of the same name is a photo of its own (otherwise the JPEG is the
     /// photo and the RAW its original). `SHOEBOX_RAW` overrides it.
     pub raw_separate: bool,
+    /// Which photos' text is read in the background: off, likely (those likely to hold text) or
+    /// all. `SHOEBOX_OCR` overrides it.
+    pub ocr: String,
+    /// Tesseract languages joined by '+'. `SHOEBOX_OCR_LANGS` overrides it.
+    pub ocr_langs: String,
 }
 
 impl Default for Settings {
@@ -68,7 +74,26 @@ impl Settings {
                 saved.raw_separate
             }
         };
-        Settings::from_models(&m, saved.background_captions, raw_separate)
+        let mut s = Settings::from_models(&m, saved.background_captions, raw_separate);
+        s.ocr = saved.ocr.clone();
+        s.ocr_langs = saved.ocr_langs.clone();
+        if let Some(v) = options::env(ENV_OCR) {
+            s.ocr = v.trim().to_ascii_lowercase();
+        }
+        if let Some(v) = options::env(ENV_OCR_LANGS) {
+            s.ocr_langs = v.trim().to_string();
+        }
+        s
+    }
+
+    /// The OCR options these settings name (unknown values: the defaults).
+    pub fn ocr_options(&self) -> OcrOptions {
+        let d = OcrOptions::default();
+        OcrOptions {
+            mode: self.ocr.parse().unwrap_or(d.mode),
+            langs: shoebox_core::ocr::parse_langs(&self.ocr_langs).unwrap_or(d.langs),
+            ..d
+        }
     }
 
     fn from_models(m: &ModelOptions, background_captions: bool, raw_separate: bool) -> Settings {
@@ -79,6 +104,8 @@ impl Settings {
             device: m.device.as_str().into(),
             background_captions,
             raw_separate,
+            ocr: OcrMode::default().as_str().into(),
+            ocr_langs: shoebox_core::ocr::DEFAULT_LANGS.into(),
         }
     }
 
@@ -104,6 +131,8 @@ impl Settings {
     /// Check values a person typed.
     pub fn validate(&self) -> ApiResult<()> {
         self.device.parse::<DeviceChoice>()?;
+        self.ocr.parse::<OcrMode>()?;
+        shoebox_core::ocr::parse_langs(&self.ocr_langs)?;
         for (what, v) in [
             ("CLIP model", &self.clip_model),
             ("caption model", &self.caption_model),

@@ -388,6 +388,7 @@ async function openPhoto(index, list = state.results) {
   $('#pv-path').textContent = item.path;
   for (const id of ['#pv-date', '#pv-place', '#pv-camera', '#pv-size', '#pv-caption']) $(id).textContent = '…';
   $('#pv-tags').replaceChildren();
+  showPhotoText(null);
   $('#pv-similar').focus();
   try {
     const d = await call('photo', { path: item.path });
@@ -407,6 +408,7 @@ async function openPhoto(index, list = state.results) {
     $('#pv-size').textContent = [w && h ? `${w} × ${h}` : null, mb ? (mb >= 1e6 ? `${(mb / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(mb / 1e3))} KB`) : null]
       .filter(Boolean).join(' · ') || '—';
     $('#pv-caption').textContent = d.caption || 'Not captioned yet';
+    showPhotoText(d.text);
     $('#pv-tags').replaceChildren(...(d.tags.length
       ? d.tags.map((t) => el('button', {
         type: 'button', className: 'chip', textContent: t.tag, title: `${t.source} ${t.score.toFixed(2)} — search with this tag`,
@@ -421,6 +423,50 @@ async function openPhoto(index, list = state.results) {
     if (e.code !== 'invalid') showError(e, 'Photo details');
   }
 }
+
+// The words of the search box (quoted phrases as one), lower case, for highlighting.
+function queryWords() {
+  const q = $('#q').value.toLowerCase();
+  const words = [];
+  q.replace(/"([^"]*)"?|([^\s"]+)/g, (_, phrase, word) => {
+    const w = (phrase ?? word).trim();
+    if (w.length >= 2) words.push(w);
+    return '';
+  });
+  return words;
+}
+
+// The photo's recognised text, with the search's words marked.
+function showPhotoText(text) {
+  const show = Boolean(text);
+  $('#pv-text-label').hidden = $('#pv-text-box').hidden = !show;
+  $('#pv-copied').textContent = '';
+  const pre = $('#pv-text');
+  pre.replaceChildren();
+  if (!show) return;
+  const words = queryWords().map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  if (!words.length) { pre.textContent = text; return; }
+  const re = new RegExp(`(${words.join('|')})`, 'giu');
+  const parts = text.split(re);
+  pre.replaceChildren(...parts.map((part, i) => (i % 2 === 1
+    ? el('mark', { textContent: part })
+    : document.createTextNode(part))));
+}
+
+$('#pv-copy-text').addEventListener('click', async () => {
+  try {
+    await navigator.clipboard.writeText($('#pv-text').textContent);
+    $('#pv-copied').textContent = 'Copied';
+  } catch (e) {
+    // No clipboard permission (some webviews): select it for Ctrl-C instead.
+    const range = document.createRange();
+    range.selectNodeContents($('#pv-text'));
+    const sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    $('#pv-copied').textContent = 'Selected: press Ctrl-C';
+  }
+});
 
 function findSimilar(path) {
   closeModal('#photo-view');
@@ -583,6 +629,8 @@ async function loadSettings() {
     $('#s-device').value = s.device;
     $('#s-captions').checked = s.backgroundCaptions;
     $('#s-raw').checked = s.rawSeparate;
+    $('#s-ocr').value = s.ocr;
+    $('#s-ocr-langs').value = s.ocrLangs;
   } catch (e) { showError(e, 'Reading the settings'); }
 }
 
@@ -594,7 +642,7 @@ $('#settings-form').addEventListener('submit', async (e) => {
       settings: {
         clipModel: $('#s-clip').value, captionModel: $('#s-caption').value, textModel: $('#s-text').value,
         device: $('#s-device').value, backgroundCaptions: $('#s-captions').checked,
-        rawSeparate: $('#s-raw').checked,
+        rawSeparate: $('#s-raw').checked, ocr: $('#s-ocr').value, ocrLangs: $('#s-ocr-langs').value,
       },
     });
     $('#s-saved').textContent = 'Saved. Models reload in the background.';

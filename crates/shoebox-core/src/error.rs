@@ -79,6 +79,12 @@ pub enum Error {
     /// Caption-text ranking asked for with image terms.
     #[error("ranking by captions needs a text query without images; rank by CLIP for images")]
     TextRankingNeedsText,
+    /// Keyword ranking asked for with image terms.
+    #[error("ranking by keywords needs a text query without images")]
+    KeywordRankingNeedsText,
+    /// The OCR engine (Tesseract) cannot start or read: not built in, language data missing.
+    #[error("OCR: {0}")]
+    Ocr(String),
     /// A search of a library that has no photos yet.
     #[error("the library has no photos yet: add a folder and index it first")]
     EmptyLibrary,
@@ -112,7 +118,10 @@ impl Error {
             Error::NoLibraryFolder => "no_library_folder",
             Error::NotAFolder(_) | Error::NotALibraryFolder(_) => "not_a_folder",
             Error::NotInLibrary(_) => "not_in_library",
-            Error::NothingToSearch | Error::TextRankingNeedsText => "invalid",
+            Error::NothingToSearch
+            | Error::TextRankingNeedsText
+            | Error::KeywordRankingNeedsText => "invalid",
+            Error::Ocr(_) => "ocr",
             Error::EmptyLibrary => "empty_library",
         }
     }

@@ -14,6 +14,7 @@ pub mod journal;
 pub mod keyphrase;
 pub mod library;
 pub mod models;
+pub mod ocr;
 pub mod options;
 pub mod pipeline;
 pub mod places;

@@ -56,15 +56,108 @@ pub fn parse_query(q: &str) -> Result<Vec<Term>> {
     Ok(terms)
 }
 
-/// The texts of a query's text terms, in order.
-pub fn text_terms(terms: &[Term]) -> Vec<&str> {
+/// The texts of a query's text terms, in order, as the text encoders see them: the quotes of
+/// exact phrases are for keyword search only.
+pub fn text_terms(terms: &[Term]) -> Vec<String> {
     terms
         .iter()
         .filter_map(|t| match &t.kind {
-            TermKind::Text(s) => Some(s.as_str()),
+            TermKind::Text(s) => Some(s.replace('"', " ").trim().to_string()),
             TermKind::Image(_) => None,
         })
         .collect()
+}
+
+/// Words too common to rank photos by keyword ("a photo of a dog" is about "dog").
+const STOPWORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "image", "in", "is", "it",
+    "me", "my", "of", "on", "or", "photo", "photos", "picture", "pictures", "show", "some", "that",
+    "the", "this", "to", "with",
+];
+
+/// The keyword side of a query: quoted phrases, which a photo must contain (in its recognised
+/// text, caption, tags or file path), and the other words, which rank. Case and accents do not
+/// matter; words are split as the keyword index splits them (at anything not a letter or digit).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeywordQuery {
+    pub phrases: Vec<String>,
+    pub words: Vec<String>,
+}
+
+fn keyword_tokens(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// An FTS5 string literal (a token or a phrase of tokens).
+fn fts_quote(tokens: &[String]) -> String {
+    format!("\"{}\"", tokens.join(" ").replace('"', "\"\""))
+}
+
+impl KeywordQuery {
+    /// The keywords of a query's positive text terms (`- term` excludes by meaning, not by word).
+    pub fn from_terms(terms: &[Term]) -> KeywordQuery {
+        let mut k = KeywordQuery::default();
+        for t in terms {
+            let TermKind::Text(text) = &t.kind else {
+                continue;
+            };
+            if t.weight <= 0.0 {
+                continue;
+            }
+            for (i, part) in text.split('"').enumerate() {
+                // Odd parts are inside quotes (an unclosed quote runs to the end).
+                if i % 2 == 1 {
+                    let tokens = keyword_tokens(part);
+                    let phrase = tokens.join(" ");
+                    if !tokens.is_empty() && !k.phrases.contains(&phrase) {
+                        k.phrases.push(phrase);
+                    }
+                } else {
+                    for w in keyword_tokens(part) {
+                        if !STOPWORDS.contains(&w.as_str()) && !k.words.contains(&w) {
+                            k.words.push(w);
+                        }
+                    }
+                }
+            }
+        }
+        k
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.phrases.is_empty() && self.words.is_empty()
+    }
+
+    /// The FTS5 query every result must match (all phrases), if the query has phrases.
+    pub fn required(&self) -> Option<String> {
+        (!self.phrases.is_empty()).then(|| {
+            self.phrases
+                .iter()
+                .map(|p| fts_quote(&keyword_tokens(p)))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        })
+    }
+
+    /// The FTS5 query that ranks: any phrase or word, bm25 favouring photos with more and rarer
+    /// ones.
+    pub fn ranking(&self) -> Option<String> {
+        (!self.is_empty()).then(|| {
+            self.phrases
+                .iter()
+                .map(|p| fts_quote(&keyword_tokens(p)))
+                .chain(
+                    self.words
+                        .iter()
+                        .map(|w| fts_quote(std::slice::from_ref(w))),
+                )
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        })
+    }
 }
 
 fn parse_term(chunk: &str, sign: f32) -> Term {
@@ -233,7 +326,10 @@ pub enum SearchMode {
     Clip,
     /// The query's sentence embedding against the photos' caption embeddings.
     Text,
-    /// Both rankings fused by reciprocal rank fusion.
+    /// The query's words against the photos' recognised text, captions, tags and file paths
+    /// (bm25).
+    Keyword,
+    /// The rankings there are (CLIP, captions, keywords) fused by reciprocal rank fusion.
     Hybrid,
     /// No query: the photos that pass the filters, newest first (scores are 0).
     Timeline,
@@ -246,10 +342,11 @@ impl std::str::FromStr for SearchMode {
             "clip" => Ok(SearchMode::Clip),
             "text" => Ok(SearchMode::Text),
             "hybrid" => Ok(SearchMode::Hybrid),
+            "keyword" => Ok(SearchMode::Keyword),
             other => Err(Error::UnknownValue {
                 what: "search mode",
                 value: other.to_string(),
-                expected: "clip, text, hybrid",
+                expected: "clip, text, keyword, hybrid",
             }),
         }
     }
@@ -406,6 +503,8 @@ pub struct SearchHit {
     pub tags: Vec<String>,
     /// Where it was taken (null without GPS or without a town near).
     pub place: Option<PlaceInfo>,
+    /// The text recognised in it (OCR), when there is any.
+    pub text: Option<String>,
     #[serde(skip)]
     pub photo_id: i64,
 }
@@ -583,6 +682,29 @@ mod tests {
             vec![text(1.0, "time: 12-3")]
         );
         assert!(parse_query("a +  + b").is_err());
+    }
+
+    #[test]
+    fn keyword_queries() {
+        let k = |q: &str| KeywordQuery::from_terms(&parse_query(q).unwrap());
+        let q = k("a photo of the ACME receipt 4711");
+        assert_eq!(q.words, vec!["acme", "receipt", "4711"]);
+        assert!(q.phrases.is_empty());
+        assert_eq!(q.required(), None);
+        assert_eq!(q.ranking().unwrap(), "\"acme\" OR \"receipt\" OR \"4711\"");
+        let q = k("\"Boarding  Pass\" Lisbon - \"gate 12\"");
+        assert_eq!(q.phrases, vec!["boarding pass"]);
+        assert_eq!(q.words, vec!["lisbon"]);
+        assert_eq!(q.required().unwrap(), "\"boarding pass\"");
+        // FTS5 syntax in a query is only words: no operator, column filter or injection.
+        let q = k("error: NOT (x* OR \"y");
+        assert_eq!(q.words, vec!["error", "not", "x"]);
+        assert_eq!(q.phrases, vec!["y"]);
+        assert!(k("a photo of").is_empty());
+        assert_eq!(
+            text_terms(&parse_query("\"boarding pass\" lisbon").unwrap()),
+            vec!["boarding pass  lisbon"]
+        );
     }
 
     #[test]

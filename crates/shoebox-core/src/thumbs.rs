@@ -165,6 +165,8 @@ pub struct PhotoDetails {
     /// The caption from the configured captioning model, once made.
     pub caption: Option<String>,
     pub tags: Vec<Tag>,
+    /// The text read in it (OCR), when any was found.
+    pub text: Option<String>,
 }
 
 /// What [`Library::prune_thumbnails`] did.

@@ -37,6 +37,7 @@ fn start_with(libdir: &Path, captions: Option<CaptionOptions>) -> Watching {
             poll_interval: Duration::from_secs(1),
             pipeline: PipelineOptions::default(),
             captions,
+            ocr: None,
         };
         lib.watch(opts, &c, &mut |ev| {
             if let WatchEvent::Indexed(r) = ev {

@@ -15,6 +15,9 @@ use crate::decode::PhotoMeta;
 
 mod derived;
 mod photos;
+mod text;
+
+pub use text::{OcrState, OcrStats};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
@@ -22,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_tags.sql"),
     include_str!("../../migrations/0004_places.sql"),
     include_str!("../../migrations/0005_originals_duplicates.sql"),
+    include_str!("../../migrations/0006_ocr_keywords.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -257,6 +261,8 @@ pub enum DerivedKind {
     ClipTags,
     /// Keyphrase tags from the photo's caption.
     CaptionTags,
+    /// The OCR gate judged the photo (by its image embedding) unlikely to hold text.
+    OcrGate,
 }
 
 impl DerivedKind {
@@ -265,6 +271,7 @@ impl DerivedKind {
         match self {
             DerivedKind::ClipTags => "clip_tags",
             DerivedKind::CaptionTags => "caption_tags",
+            DerivedKind::OcrGate => "ocr_gate",
         }
     }
 }

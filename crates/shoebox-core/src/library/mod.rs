@@ -8,12 +8,17 @@ mod captions;
 mod classify;
 mod duplicates;
 mod indexing;
+mod ocr;
 mod search;
 mod tags;
 mod thumbs;
 pub mod watch;
 
 pub use duplicates::DuplicatesRequest;
+pub use ocr::{
+    OcrMode, OcrOptions, OcrProgress, OcrReport, DEFAULT_GATE, ENV_OCR, ENV_OCR_LANGS,
+    OTHER_PROMPTS, TEXT_PROMPTS,
+};
 pub use search::PlaceCount;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +62,8 @@ pub struct Status {
     pub folders: Vec<FolderStatus>,
     pub photos: PhotoCounts,
     pub index: IndexStatus,
+    /// Photos whose text has been read (OCR).
+    pub ocr: crate::catalog::OcrStats,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
     /// Present while a `watch` runs on this library.
@@ -117,6 +124,10 @@ pub struct Library {
     clip: OnceLock<Clip>,
     pub(crate) captioner: OnceLock<Captioner>,
     pub(crate) text: OnceLock<TextEncoder>,
+    /// The OCR gate's prompts, embedded by the CLIP text tower (text prompts first).
+    ocr_gate: OnceLock<Vec<Vec<f32>>>,
+    /// Tesseract readers kept between OCR runs (starting one costs ~0.1 s).
+    ocr_engines: std::sync::Mutex<Vec<crate::ocr::OcrEngine>>,
     index: Option<VectorIndex>,
     _lock: Option<std::fs::File>,
     /// What a RAW file beside a JPEG of the same name is (scans use it).
@@ -134,6 +145,8 @@ impl Library {
             clip: OnceLock::new(),
             captioner: OnceLock::new(),
             text: OnceLock::new(),
+            ocr_gate: OnceLock::new(),
+            ocr_engines: Default::default(),
             index: None,
             _lock: None,
             raw_mode: crate::options::env_raw_mode()?.unwrap_or_default(),
@@ -352,6 +365,7 @@ impl Library {
                 },
             },
             index,
+            ocr: self.catalog.ocr_stats()?,
             failures,
             watch: self.watch_state(),
         })

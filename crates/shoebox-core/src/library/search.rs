@@ -61,7 +61,8 @@ impl Library {
             return Err(Error::NothingToSearch);
         }
         let texts = search::text_terms(&terms);
-        let mut text_vecs = clip.embed_texts(&texts)?.into_iter();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let mut text_vecs = clip.embed_texts(&refs)?.into_iter();
         let mut acc = vec![0f32; clip.dim()];
         for t in &terms {
             let v = match &t.kind {
@@ -100,24 +101,54 @@ impl Library {
                 results: t.results,
             });
         }
-        let mode = self.search_mode(req)?;
+        let terms = match &req.query {
+            Some(q) => search::parse_query(q)?,
+            None => Vec::new(),
+        };
+        let keywords = search::KeywordQuery::from_terms(&terms);
+        let text_only = req.like.is_empty()
+            && !terms.is_empty()
+            && terms.iter().all(|t| matches!(t.kind, TermKind::Text(_)));
+        let has_captions = match self.catalog.find_model(&self.text_model_name())? {
+            Some(m) => self.catalog.has_text_embeddings(m.id)?,
+            None => false,
+        };
+        let clock = Instant::now();
+        // Keyword ranking is cheap (SQLite FTS5): done first, it tells whether to fuse.
+        let keyword_ranked = match keywords.ranking() {
+            Some(expr) if text_only => self.catalog.keyword_rank(&expr, search::MAX_LIMIT)?,
+            _ => Vec::new(),
+        };
+        let required = keywords
+            .required()
+            .map(|expr| self.catalog.keyword_matches(&expr))
+            .transpose()?;
+        let keyword_ms = clock.elapsed().as_secs_f64() * 1e3;
+        let mode = match req.mode {
+            Some(m) => m,
+            None if text_only && (has_captions || !keyword_ranked.is_empty()) => SearchMode::Hybrid,
+            None => SearchMode::Clip,
+        };
+        let use_clip = matches!(mode, SearchMode::Clip | SearchMode::Hybrid);
+        let use_captions = mode == SearchMode::Text || (mode == SearchMode::Hybrid && has_captions);
         // The index and models load (once per process) before the clock starts.
-        if mode != SearchMode::Text {
+        if use_clip {
             self.prepare_search()?;
         }
-        if mode != SearchMode::Clip {
+        if use_captions {
             self.text_encoder()?;
         }
         let start = Instant::now();
         let model = match mode {
             SearchMode::Text => self.text_model_name(),
+            SearchMode::Keyword => String::new(),
             _ => self.model_name(),
         };
         let empty = |start: Instant| SearchResponse {
             query: original_query.clone(),
             model: model.clone(),
             mode,
-            took_ms: start.elapsed().as_secs_f64() * 1e3,
+            took_ms: start.elapsed().as_secs_f64() * 1e3 + keyword_ms,
             place_filter: place_filter.clone(),
             results: Vec::new(),
         };
@@ -131,7 +162,7 @@ impl Library {
             SearchMode::Hybrid => (limit * 4).max(100),
             _ => limit,
         };
-        let allowed = if req.filters.is_empty() {
+        let mut allowed = if req.filters.is_empty() {
             None
         } else {
             let infos = self.catalog.embedded_infos(model_id)?;
@@ -142,26 +173,45 @@ impl Library {
             }
             Some(allowed)
         };
+        // Quoted phrases are required: only photos containing every one of them.
+        if let Some(required) = required {
+            allowed = Some(match allowed {
+                Some(a) => a.intersection(&required).copied().collect(),
+                None => required,
+            });
+        }
         let above = |v: Vec<(i64, f32)>| -> Vec<(i64, f32)> {
             v.into_iter()
                 .filter(|(_, s)| req.min_score.is_none_or(|m| *s >= m))
                 .collect()
         };
-        let clip_ranked = if mode == SearchMode::Text {
+        let clip_ranked = if !use_clip {
             Vec::new()
         } else {
             let query = self.query_vector(req)?;
             self.ensure_index(model_id, dim)?;
             above(self.clip_rank(model_id, &query, depth, allowed.as_ref())?)
         };
-        let text_ranked = if mode == SearchMode::Clip {
+        let text_ranked = if !use_captions {
             Vec::new()
         } else {
             above(self.text_rank(req, depth, allowed.as_ref())?)
         };
+        let keyword_ranked: Vec<(i64, f32)> = if mode == SearchMode::Keyword && !text_only {
+            return Err(Error::KeywordRankingNeedsText);
+        } else {
+            keyword_ranked
+                .into_iter()
+                .filter(|(id, _)| allowed.as_ref().is_none_or(|a| a.contains(id)))
+                .take(depth)
+                .collect()
+        };
         let scored = match mode {
             SearchMode::Text => text_ranked,
-            SearchMode::Hybrid => search::rrf(&[&clip_ranked, &text_ranked], limit),
+            SearchMode::Keyword => keyword_ranked,
+            SearchMode::Hybrid => {
+                search::rrf(&[&clip_ranked, &text_ranked, &keyword_ranked], limit)
+            }
             _ => clip_ranked,
         };
         let results = self.hits(scored, req.sort)?;
@@ -271,6 +321,7 @@ impl Library {
                         caption: None,
                         tags: Vec::new(),
                         place: p.place_info(),
+                        text: None,
                         photo_id: id,
                     },
                     date,
@@ -287,10 +338,12 @@ impl Library {
             .map(|m| m.id);
         let mut captions = self.catalog.captions(&ids, caption_model)?;
         let tags = self.catalog.photos_tags(&ids)?;
+        let mut texts = self.catalog.ocr_texts(&ids)?;
         let mut results = Vec::with_capacity(hits.len());
         for (i, (mut h, _)) in hits.into_iter().enumerate() {
             h.rank = i + 1;
             h.caption = captions.remove(&h.photo_id);
+            h.text = texts.remove(&h.photo_id);
             for t in tags.get(&h.photo_id).into_iter().flatten() {
                 if !h.tags.contains(&t.tag) {
                     h.tags.push(t.tag.clone());
@@ -315,30 +368,6 @@ impl Library {
                 count,
             })
             .collect())
-    }
-
-    /// The ranking a request gets: as asked, else hybrid when the query is text only and captions
-    /// have been embedded by the configured sentence encoder, else CLIP.
-    pub fn search_mode(&self, req: &SearchRequest) -> Result<SearchMode> {
-        if let Some(m) = req.mode {
-            return Ok(m);
-        }
-        let text_only = req.like.is_empty()
-            && match &req.query {
-                Some(q) if !q.trim().is_empty() => search::parse_query(q)?
-                    .iter()
-                    .all(|t| matches!(t.kind, TermKind::Text(_))),
-                _ => false,
-            };
-        let has_captions = match self.catalog.find_model(&self.text_model_name())? {
-            Some(m) => self.catalog.has_text_embeddings(m.id)?,
-            None => false,
-        };
-        Ok(if text_only && has_captions {
-            SearchMode::Hybrid
-        } else {
-            SearchMode::Clip
-        })
     }
 
     /// CLIP ranking: HNSW without filters; with filters, exact over a small allowed set or HNSW
@@ -389,7 +418,8 @@ impl Library {
         }
         let enc = self.text_encoder()?;
         let texts = search::text_terms(&terms);
-        let vecs = enc.embed(&texts)?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vecs = enc.embed(&refs)?;
         let mut q = vec![0f32; enc.dim()];
         for (t, v) in terms.iter().zip(&vecs) {
             for (a, x) in q.iter_mut().zip(v) {

@@ -102,6 +102,7 @@ impl Library {
             camera,
             caption,
             tags,
+            text: self.catalog.ocr_texts(&[id])?.remove(&id),
         })
     }
 }

@@ -17,7 +17,7 @@ use notify::{PollWatcher, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{new_debouncer_opt, DebounceEventResult, Debouncer, RecommendedCache};
 use serde::{Deserialize, Serialize};
 
-use super::{IndexReport, Library};
+use super::{IndexReport, Library, OcrOptions, OcrReport};
 use crate::captions::CaptionReport;
 use crate::error::{Error, Result};
 use crate::files::is_hidden;
@@ -25,7 +25,7 @@ use crate::models::caption::CaptionOptions;
 use crate::pipeline::PipelineOptions;
 
 /// Watch settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WatchOptions {
     /// Quiet time before a burst of events is acted on (also lets files finish being written).
     pub debounce: Duration,
@@ -35,6 +35,8 @@ pub struct WatchOptions {
     pub pipeline: PipelineOptions,
     /// Caption photos in the background, a few at a time while no file events are waiting.
     pub captions: Option<CaptionOptions>,
+    /// Read the text in photos (OCR) in the background, the same way.
+    pub ocr: Option<OcrOptions>,
 }
 
 impl Default for WatchOptions {
@@ -44,6 +46,7 @@ impl Default for WatchOptions {
             poll_interval: Duration::from_secs(5),
             pipeline: PipelineOptions::default(),
             captions: None,
+            ocr: None,
         }
     }
 }
@@ -59,6 +62,11 @@ pub enum WatchEvent {
     Indexed(IndexReport),
     /// Some photos were captioned in the background.
     Captioned(CaptionReport),
+    /// The text in some photos was read in the background.
+    Read(OcrReport),
+    /// OCR cannot run (a language without data, a build without OCR); the watcher goes on
+    /// without it.
+    OcrStopped { reason: String },
 }
 
 /// What a running watcher tells `status` (written to `watch.json` in the library folder).
@@ -87,6 +95,10 @@ fn write_state(libdir: &std::path::Path, st: &WatchState) -> Result<()> {
         .map_err(|e| Error::io(libdir, e.error))?;
     Ok(())
 }
+
+/// How long a watcher whose OCR found nothing to read waits before looking again (changes make it
+/// look at once).
+const OCR_RECHECK: Duration = Duration::from_secs(60);
 
 /// How often a running watcher saves the index when it changed.
 const SAVE_EVERY: Duration = Duration::from_secs(60);
@@ -198,9 +210,12 @@ impl Library {
                     state.rescans += 1;
                     state.last_rescan = Some(reason.clone());
                 }
-                WatchEvent::Indexed(_) | WatchEvent::Captioned(_) => {}
+                WatchEvent::Indexed(_)
+                | WatchEvent::Captioned(_)
+                | WatchEvent::Read(_)
+                | WatchEvent::OcrStopped { .. } => {}
             }
-            if !matches!(ev, WatchEvent::Indexed(_) | WatchEvent::Captioned(_)) {
+            if matches!(ev, WatchEvent::Watching { .. } | WatchEvent::Rescan { .. }) {
                 if let Err(e) = write_state(&libdir, &state) {
                     log::warn!("cannot record the watcher's state: {e}");
                 }
@@ -221,7 +236,7 @@ impl Library {
         on_event(WatchEvent::Indexed(report));
 
         let (tx, rx) = mpsc::channel::<DebounceEventResult>();
-        let mut watchers = Watchers::new(opts, tx)?;
+        let mut watchers = Watchers::new(opts.clone(), tx)?;
         let roots = self.catalog().roots()?;
         let mut present: HashMap<i64, bool> = HashMap::new();
         for r in &roots {
@@ -240,6 +255,9 @@ impl Library {
         let libdir = std::fs::canonicalize(self.dir()).unwrap_or_else(|_| self.dir().to_path_buf());
         let mut last_check = Instant::now();
         let mut last_save = Instant::now();
+        let mut ocr = opts.ocr.clone();
+        // When OCR last found nothing to read: it looks again after changes, or a while later.
+        let mut ocr_idle_since: Option<Instant> = None;
         while !cancel.load(Ordering::Relaxed) {
             let mut dirty: BTreeSet<i64> = BTreeSet::new();
             match rx.recv_timeout(Duration::from_millis(200)) {
@@ -288,6 +306,23 @@ impl Library {
                             on_event(WatchEvent::Captioned(r));
                         }
                     }
+                    let ocr_due = ocr_idle_since.is_none_or(|t| t.elapsed() >= OCR_RECHECK);
+                    if let (Some(o), true) = (&ocr, ocr_due) {
+                        match self.ocr_library(o, Some(2), cancel, &mut |_| {}) {
+                            Ok(r) if r.read + r.failed > 0 => {
+                                ocr_idle_since = None;
+                                on_event(WatchEvent::Read(r));
+                            }
+                            Ok(_) => ocr_idle_since = Some(Instant::now()),
+                            Err(e @ Error::Ocr(_)) => {
+                                on_event(WatchEvent::OcrStopped {
+                                    reason: e.to_string(),
+                                });
+                                ocr = None;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
@@ -315,6 +350,7 @@ impl Library {
                 let mut report = self.absorb(Some(&only), opts.pipeline, cancel, &mut |_| {})?;
                 report.tags = self.tag_library(cancel)?;
                 on_event(WatchEvent::Indexed(report));
+                ocr_idle_since = None;
             }
             // Writing the whole index after every new photo would cost more than embedding it.
             if last_save.elapsed() >= SAVE_EVERY {

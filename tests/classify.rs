@@ -248,6 +248,9 @@ fn catalog_rows(lib: &Path) -> Vec<(String, u64)> {
         &[
             "search",
             "a photo of a red circle",
+            // CLIP's cosines fingerprint the vectors (the folder names of a sort are keywords too).
+            "--mode",
+            "clip",
             "--limit",
             "1000",
             "--json",

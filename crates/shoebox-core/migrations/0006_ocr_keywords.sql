@@ -17,7 +17,9 @@ WHEN NEW.hash IS NULL BEGIN
 END;
 
 -- Keyword search (bm25): a row per photo, rowid = photo id, with its path under its folder, its
--- captions, tags and recognised text. Case and accents are ignored ("Café" = "cafe").
+-- captions, tags and recognised text. Case and accents are ignored ("Café" = "cafe"). Tags CLIP
+-- gave are left out: they are CLIP's own ranking, coarsened, and would count it twice in fusion;
+-- the user's tags and caption keyphrases are words CLIP does not see.
 -- Architecture Invariant: the triggers below keep it in step with photos, captions, tags and ocr in
 -- the same transaction; nothing writes it directly.
 CREATE VIRTUAL TABLE photo_text USING fts5(
@@ -28,7 +30,7 @@ CREATE VIRTUAL TABLE photo_text USING fts5(
 INSERT INTO photo_text (rowid, name, caption, tags, ocr)
 SELECT p.id, CAST(p.rel_path AS TEXT),
        (SELECT group_concat(c.text, ' ') FROM captions c WHERE c.photo_id = p.id),
-       (SELECT group_concat(t.tag, ' ') FROM tags t WHERE t.photo_id = p.id),
+       (SELECT group_concat(t.tag, ' ') FROM tags t WHERE t.photo_id = p.id AND t.source != 'clip'),
        NULL
 FROM photos p;
 
@@ -58,14 +60,14 @@ CREATE TRIGGER photo_text_caption_delete AFTER DELETE ON captions BEGIN
     WHERE rowid = OLD.photo_id;
 END;
 
-CREATE TRIGGER photo_text_tag_insert AFTER INSERT ON tags BEGIN
+CREATE TRIGGER photo_text_tag_insert AFTER INSERT ON tags WHEN NEW.source != 'clip' BEGIN
     UPDATE photo_text SET tags =
-        (SELECT group_concat(t.tag, ' ') FROM tags t WHERE t.photo_id = NEW.photo_id)
+        (SELECT group_concat(t.tag, ' ') FROM tags t WHERE t.photo_id = NEW.photo_id AND t.source != 'clip')
     WHERE rowid = NEW.photo_id;
 END;
-CREATE TRIGGER photo_text_tag_delete AFTER DELETE ON tags BEGIN
+CREATE TRIGGER photo_text_tag_delete AFTER DELETE ON tags WHEN OLD.source != 'clip' BEGIN
     UPDATE photo_text SET tags =
-        (SELECT group_concat(t.tag, ' ') FROM tags t WHERE t.photo_id = OLD.photo_id)
+        (SELECT group_concat(t.tag, ' ') FROM tags t WHERE t.photo_id = OLD.photo_id AND t.source != 'clip')
     WHERE rowid = OLD.photo_id;
 END;
 

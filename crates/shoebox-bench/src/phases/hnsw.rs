@@ -36,6 +36,7 @@ impl Run<'_> {
             fill_catalog(&dir, &self.work, &self.clip.name, &flat, dim)?;
         self.note("catalog_fill_s", json!(round(t.elapsed().as_secs_f64(), 2)));
         self.measure_places(&dir, n)?;
+        self.measure_keywords(&dir, n)?;
 
         let params = self.opts.hnsw;
         self.progress(&format!(

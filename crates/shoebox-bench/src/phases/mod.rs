@@ -4,6 +4,7 @@
 
 mod hnsw;
 mod indexing;
+mod keywords;
 pub(crate) mod models;
 mod places;
 mod queries;

@@ -358,9 +358,23 @@ fn settings_are_validated_saved_and_reloaded() {
         ..saved.clone()
     };
     assert_eq!(core.save_settings(empty).unwrap_err().code, "invalid");
+    assert_eq!(
+        saved.ocr, "likely",
+        "OCR reads likely photos unless told otherwise"
+    );
+    for (ocr, langs) in [("sometimes", "eng"), ("all", "eng;deu"), ("all", "")] {
+        let bad = Settings {
+            ocr: ocr.into(),
+            ocr_langs: langs.into(),
+            ..saved.clone()
+        };
+        assert_eq!(core.save_settings(bad).unwrap_err().code, "invalid");
+    }
     let new = Settings {
         background_captions: true,
         raw_separate: true,
+        ocr: "all".into(),
+        ocr_langs: "eng+deu".into(),
         ..saved.clone()
     };
     core.save_settings(new.clone()).unwrap();
@@ -370,6 +384,11 @@ fn settings_are_validated_saved_and_reloaded() {
         shoebox_core::scan::RawMode::Separate
     );
     assert!(settings_file(&lib).is_file());
+    let ocr = core.settings().ocr_options();
+    assert_eq!(
+        (ocr.mode, ocr.langs.as_str()),
+        (shoebox_core::library::OcrMode::All, "eng+deu")
+    );
     // A model that is not there is reported, not a crash.
     let missing = Settings {
         clip_model: tmp.path().join("no-model").to_string_lossy().into(),

@@ -864,16 +864,7 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
     for n in ["copy-1.jpg", "copy-2.jpg"] {
         std::fs::copy(&original, dups.join(n)).unwrap();
     }
-    d.click(".navbtn[data-view='folders']");
-    d.exec(
-        "document.querySelector('#folders-path').value = ''; return true;",
-        json!([]),
-    );
-    d.type_into("#folders-path", dups.to_str().unwrap());
-    d.click("#folders-form button[type=submit]");
-    d.wait("215 photos indexed", 120, |d| {
-        (dataset(d, "body", "indexed").as_deref() == Some("215")).then_some(())
-    });
+    add_typed_folder(&d, &dups, 215);
     d.click(".navbtn[data-view='duplicates']");
     d.click("#d-find");
     let group = d.wait("the duplicate groups", 60, |d| {
@@ -937,6 +928,70 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
     });
     assert!(dups.join("copy-1.jpg").is_file() && dups.join("copy-2.jpg").is_file());
 
+    // Text in photos: a receipt added to the library is read in the background (newest first);
+    // its words find it, and the photo view shows its text with them marked.
+    let receipts = tmp.path().join("receipts");
+    std::fs::create_dir_all(&receipts).unwrap();
+    std::fs::copy(
+        fixtures().join("data/ocr/img_11.jpg"),
+        receipts.join("scan-0001.jpg"),
+    )
+    .unwrap();
+    add_typed_folder(&d, &receipts, 216);
+    d.click(".navbtn[data-view='search']");
+    d.exec(
+        "const place = document.querySelector('#f-place');
+         place.value = '';
+         place.dispatchEvent(new Event('change', { bubbles: true }));
+         const q = document.querySelector('#q');
+         q.value = 'acme 4711';
+         q.dispatchEvent(new Event('input', { bubbles: true }));
+         return true;",
+        json!([]),
+    );
+    // The search reruns when the library changes (the text was read).
+    d.wait("the receipt first for its words", 240, |d| {
+        grid_paths(d)
+            .first()
+            .filter(|p| p.ends_with("scan-0001.jpg"))
+            .cloned()
+    });
+    d.click("#grid .cell[data-index='0']");
+    let marked = d.wait("the receipt's text in the photo view", 30, |d| {
+        let v = d.exec(
+            "const b = document.querySelector('#pv-text-box');
+             if (document.querySelector('#photo-view').hidden || b.hidden) return null;
+             return [...document.querySelectorAll('#pv-text mark')].map(m => m.textContent);",
+            json!([]),
+        );
+        v.as_array().filter(|a| !a.is_empty()).cloned()
+    });
+    let marked: Vec<String> = marked
+        .iter()
+        .map(|m| m.as_str().unwrap().to_lowercase())
+        .collect();
+    assert!(
+        marked.contains(&"acme".to_string()) && marked.contains(&"4711".to_string()),
+        "{marked:?}"
+    );
+    let text = d.exec(
+        "return document.querySelector('#pv-text').textContent",
+        json!([]),
+    );
+    assert!(
+        text.as_str().unwrap().contains("HARDWARE"),
+        "the whole text is shown: {text}"
+    );
+    d.screenshot("12-text");
+    d.click("#pv-copy-text");
+    d.wait("the copy button's answer", 10, |d| {
+        let t = d.exec(
+            "return document.querySelector('#pv-copied').textContent",
+            json!([]),
+        );
+        t.as_str().filter(|t| !t.is_empty()).map(str::to_string)
+    });
+
     d.close();
     driver_guard.stop();
     // Each typed folder went through the native confirmation: adding, sorting, sorting into.
@@ -962,6 +1017,22 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
 }
 
 /// Files under `dir` (recursively; none when it does not exist), hidden ones (the journal) aside.
+/// Add a folder by typing its path in the Folders view, and wait until the library has `indexed`
+/// photos.
+fn add_typed_folder(d: &WebDriver, folder: &Path, indexed: usize) {
+    d.click(".navbtn[data-view='folders']");
+    d.exec(
+        "document.querySelector('#folders-path').value = ''; return true;",
+        json!([]),
+    );
+    d.type_into("#folders-path", folder.to_str().unwrap());
+    d.click("#folders-form button[type=submit]");
+    let want = indexed.to_string();
+    d.wait(&format!("{indexed} photos indexed"), 120, |d| {
+        (dataset(d, "body", "indexed").as_deref() == Some(want.as_str())).then_some(())
+    });
+}
+
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {

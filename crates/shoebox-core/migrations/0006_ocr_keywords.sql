@@ -27,6 +27,9 @@ CREATE VIRTUAL TABLE photo_text USING fts5(
     tokenize = 'unicode61 remove_diacritics 2'
 );
 
+-- How many photos each word is in (to leave words of most photos out of rankings).
+CREATE VIRTUAL TABLE photo_text_terms USING fts5vocab(photo_text, row);
+
 INSERT INTO photo_text (rowid, name, caption, tags, ocr)
 SELECT p.id, CAST(p.rel_path AS TEXT),
        (SELECT group_concat(c.text, ' ') FROM captions c WHERE c.photo_id = p.id),

@@ -352,6 +352,10 @@ impl std::str::FromStr for SearchMode {
     }
 }
 
+/// A query word found in more than this share of the library's photos does not rank (it still
+/// counts inside a quoted phrase).
+pub const COMMON_WORD_SHARE: f64 = 0.2;
+
 /// The constant of reciprocal rank fusion (Cormack et al.; 60 is the usual choice).
 pub const RRF_K: f32 = 60.0;
 

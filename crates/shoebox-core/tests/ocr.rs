@@ -299,6 +299,34 @@ fn the_gate_decides_once_per_photo() {
     let scores = lib.text_likelihood(&ids).unwrap();
     assert_eq!(scores.len(), labels.len());
     assert!(scores.iter().all(|(_, p)| (0.0..=1.0).contains(p)));
+    // The gate's precision and recall on the labelled fixtures, for the record (printed with
+    // --nocapture). The test CLIP knows only coloured shapes, so these say nothing of a real CLIP.
+    let photos = tmp.path().join("photos");
+    let has_text: std::collections::HashMap<i64, bool> = labels
+        .iter()
+        .map(|l| {
+            let path = photos.join(&l.file).canonicalize().unwrap();
+            (
+                lib.catalog().photo_id_at(&path).unwrap().unwrap(),
+                l.has_text,
+            )
+        })
+        .collect();
+    for t in [0.3f32, 0.5, 0.7] {
+        let picked: Vec<bool> = scores
+            .iter()
+            .filter(|s| s.1 >= t)
+            .map(|s| has_text[&s.0])
+            .collect();
+        let tp = picked.iter().filter(|x| **x).count();
+        let texts = has_text.values().filter(|x| **x).count();
+        eprintln!(
+            "gate {t}: {} picked, precision {:.2}, recall {:.2}",
+            picked.len(),
+            tp as f32 / picked.len().max(1) as f32,
+            tp as f32 / texts as f32
+        );
+    }
 
     // Everything gated out at a threshold above 1; nothing left to decide on the next run.
     let strict = OcrOptions {

@@ -35,7 +35,8 @@ fn unix_now() -> i64 {
 }
 
 impl Catalog {
-    /// Indexed photos (status ok) with no OCR result in `langs`, in id order. With `gated_by`
+    /// Indexed photos (status ok) with no OCR result in `langs`, newest first (what was just added
+    /// is what a person looks for next). With `gated_by`
     /// (a CLIP model id), photos the gate already judged text-free for that model are left out.
     pub fn ocr_work(&self, langs: &str, gated_by: Option<i64>) -> Result<Vec<WorkItem>> {
         let mut st = self.conn.prepare(
@@ -44,7 +45,7 @@ impl Catalog {
                AND NOT EXISTS (SELECT 1 FROM ocr o WHERE o.photo_id = p.id AND o.langs = ?1) \
                AND NOT EXISTS (SELECT 1 FROM derived d WHERE d.photo_id = p.id \
                                AND d.kind = 'ocr_gate' AND d.model_id = ?2) \
-             ORDER BY p.id",
+             ORDER BY p.id DESC",
         )?;
         let rows = st.query_map(params![langs, gated_by.unwrap_or(-1)], |r| {
             Ok(WorkItem {
@@ -163,6 +164,41 @@ impl Catalog {
             Ok((r.get::<_, i64>(0)?, -(r.get::<_, f64>(1)? as f32)))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// In how many photos a word (as the keyword index folds it: lower case, no accents) is.
+    pub fn word_frequency(&self, word: &str) -> Result<u64> {
+        let docs: i64 = self
+            .conn
+            .prepare_cached("SELECT doc FROM photo_text_terms WHERE term = ?1")?
+            .query_row([word], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        Ok(docs as u64)
+    }
+
+    /// Leave out of a keyword query's ranking words that are in more than
+    /// [`COMMON_WORD_SHARE`](crate::search::COMMON_WORD_SHARE) of the photos (and more than 50): a
+    /// word of most photos ("img" of IMG_1234.jpg) tells them apart no better than bm25's
+    /// near-zero weight for it says, and scoring all its photos is what a keyword query costs.
+    /// Returns the words left out.
+    pub fn drop_common_words(&self, k: &mut crate::search::KeywordQuery) -> Result<Vec<String>> {
+        let mut common = Vec::new();
+        if k.words.is_empty() {
+            return Ok(common);
+        }
+        let total: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM photos")?
+            .query_row([], |r| r.get(0))?;
+        for w in &k.words {
+            let docs = self.word_frequency(w)?;
+            if docs > 50 && docs as f64 > crate::search::COMMON_WORD_SHARE * total as f64 {
+                common.push(w.clone());
+            }
+        }
+        k.words.retain(|w| !common.contains(w));
+        Ok(common)
     }
 
     /// Every indexed photo whose words match an FTS5 query.

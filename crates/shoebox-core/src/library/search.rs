@@ -105,7 +105,7 @@ impl Library {
             Some(q) => search::parse_query(q)?,
             None => Vec::new(),
         };
-        let keywords = search::KeywordQuery::from_terms(&terms);
+        let mut keywords = search::KeywordQuery::from_terms(&terms);
         let text_only = req.like.is_empty()
             && !terms.is_empty()
             && terms.iter().all(|t| matches!(t.kind, TermKind::Text(_)));
@@ -114,9 +114,16 @@ impl Library {
             None => false,
         };
         let clock = Instant::now();
-        // Keyword ranking is cheap (SQLite FTS5): done first, it tells whether to fuse.
+        self.catalog.drop_common_words(&mut keywords)?;
+        // Keyword ranking is cheap (SQLite FTS5): done first, it tells whether to fuse. Filters
+        // apply after it, so with filters it looks as deep as a search may go.
+        let keyword_depth = if req.filters.is_empty() && keywords.phrases.is_empty() {
+            (req.limit.max(1) * 4).max(100)
+        } else {
+            search::MAX_LIMIT
+        };
         let keyword_ranked = match keywords.ranking() {
-            Some(expr) if text_only => self.catalog.keyword_rank(&expr, search::MAX_LIMIT)?,
+            Some(expr) if text_only => self.catalog.keyword_rank(&expr, keyword_depth)?,
             _ => Vec::new(),
         };
         let required = keywords

@@ -236,10 +236,30 @@ impl WebDriver {
         .and_then(|v| v[ELEMENT].as_str().map(str::to_string))
     }
 
+    /// Click an element once it is shown (a view switched to a moment ago may still be hidden
+    /// on a busy machine); "not interactable" is retried until the wait runs out.
     fn click(&self, css: &str) {
-        let id = self.wait(&format!("{css} to click"), 20, |d| d.find(css));
-        self.request("POST", &format!("/element/{id}/click"), Some(json!({})))
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let mut last = String::new();
+        let clicked = self.wait(&format!("{css} to click"), 30, |d| {
+            let shown = d.exec(
+                "const e = document.querySelector(arguments[0]);
+                 return !!e && e.getClientRects().length > 0 && !e.disabled;",
+                json!([css]),
+            );
+            if shown != json!(true) {
+                return None;
+            }
+            let id = d.find(css)?;
+            match d.request("POST", &format!("/element/{id}/click"), Some(json!({}))) {
+                Ok(_) => Some(Ok(())),
+                Err(e) if e.contains("not interactable") => {
+                    last = e;
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            }
+        });
+        clicked.unwrap_or_else(|e| panic!("click {css}: {e} {last}"));
     }
 
     fn type_into(&self, css: &str, text: &str) {

@@ -60,6 +60,8 @@ function showView(name) {
 function goSearch() {
   const empty = state.status && state.status.folders.length === 0;
   showView(empty ? 'welcome' : 'search');
+  // The library may have changed while another view was shown.
+  if (!empty) scheduleSearch(0);
 }
 
 // ---------- status and activity ----------
@@ -867,7 +869,12 @@ async function main() {
     renderActivity();
     if (m.clip === 'ready' && was !== 'ready') scheduleSearch(0);
   });
-  on('library-changed', async () => { await refreshStatus(); renderActivity(); scheduleSearch(300); });
+  // Fresh results for the search being looked at; another view is not pulled away from.
+  on('library-changed', async () => {
+    await refreshStatus();
+    renderActivity();
+    if (state.view === 'search') scheduleSearch(300);
+  });
   on('notice', (n) => { if (n.code !== 'rescan') showError(n); });
   try {
     const st = await call('get_state');

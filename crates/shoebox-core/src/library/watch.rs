@@ -308,7 +308,8 @@ impl Library {
                     }
                     let ocr_due = ocr_idle_since.is_none_or(|t| t.elapsed() >= OCR_RECHECK);
                     if let (Some(o), true) = (&ocr, ocr_due) {
-                        match self.ocr_library(o, Some(2), cancel, &mut |_| {}) {
+                        // One photo, one reader: the background leaves a core to the person.
+                        match self.ocr_library(o, Some(1), cancel, &mut |_| {}) {
                             Ok(r) if r.read + r.failed > 0 => {
                                 ocr_idle_since = None;
                                 on_event(WatchEvent::Read(r));

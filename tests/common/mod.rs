@@ -19,6 +19,9 @@ pub fn shoebox_cmd(lib: &Path) -> Command {
         .env("SHOEBOX_CLIP_MODEL", fixtures().join("models/clip-dev"))
         .env("SHOEBOX_CAPTION_MODEL", fixtures().join("models/blip-dev"))
         .env("HF_HUB_OFFLINE", "1")
+        // The tiny test CLIP takes most shape photos for text: reading them all would only slow
+        // the tests that are not about OCR (tests/ocr.rs asks for it with --ocr).
+        .env("SHOEBOX_OCR", "off")
         .env_remove("SHOEBOX_LIBRARY");
     c
 }

@@ -212,20 +212,30 @@ impl Library {
         };
         let mut work = self.catalog.ocr_work(&langs, gate_model)?;
         if let Some(model_id) = gate_model {
-            if !work.is_empty() {
-                let ids: Vec<i64> = work.iter().map(|w| w.id).collect();
+            // Judged a chunk at a time, only until `limit` photos pass: the watcher asks for one
+            // photo at a time and must not score the whole library each time.
+            let want = limit.unwrap_or(usize::MAX);
+            let mut keep = Vec::new();
+            for chunk in work.chunks(512) {
+                if keep.len() >= want {
+                    break;
+                }
+                let ids: Vec<i64> = chunk.iter().map(|w| w.id).collect();
                 let scores: std::collections::HashMap<i64, f32> =
                     self.text_likelihood(&ids)?.into_iter().collect();
-                let (keep, out): (Vec<_>, Vec<_>) = work
-                    .into_iter()
+                let mut out = Vec::new();
+                for w in chunk {
                     // Not embedded yet: the gate decides once it is.
-                    .filter(|w| scores.contains_key(&w.id))
-                    .partition(|w| scores[&w.id] >= opts.gate);
-                let out: Vec<i64> = out.iter().map(|w| w.id).collect();
+                    match scores.get(&w.id) {
+                        Some(p) if *p >= opts.gate => keep.push(w.clone()),
+                        Some(_) => out.push(w.id),
+                        None => {}
+                    }
+                }
                 self.catalog.mark_ocr_gated(model_id, &out)?;
-                report.gated_out = out.len();
-                work = keep;
+                report.gated_out += out.len();
             }
+            work = keep;
         } else if opts.mode == OcrMode::Likely {
             // No CLIP model has embedded anything yet: nothing to gate on.
             work.clear();

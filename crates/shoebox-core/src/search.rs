@@ -91,9 +91,9 @@ fn keyword_tokens(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// An FTS5 string literal (a token or a phrase of tokens).
-fn fts_quote(tokens: &[String]) -> String {
-    format!("\"{}\"", tokens.join(" ").replace('"', "\"\""))
+/// An FTS5 string literal: a token, or a phrase of tokens joined by spaces.
+fn fts_quote(tokens: &str) -> String {
+    format!("\"{}\"", tokens.replace('"', "\"\""))
 }
 
 impl KeywordQuery {
@@ -136,7 +136,7 @@ impl KeywordQuery {
         (!self.phrases.is_empty()).then(|| {
             self.phrases
                 .iter()
-                .map(|p| fts_quote(&keyword_tokens(p)))
+                .map(|p| fts_quote(p))
                 .collect::<Vec<_>>()
                 .join(" AND ")
         })
@@ -148,12 +148,8 @@ impl KeywordQuery {
         (!self.is_empty()).then(|| {
             self.phrases
                 .iter()
-                .map(|p| fts_quote(&keyword_tokens(p)))
-                .chain(
-                    self.words
-                        .iter()
-                        .map(|w| fts_quote(std::slice::from_ref(w))),
-                )
+                .map(|p| fts_quote(p))
+                .chain(self.words.iter().map(|w| fts_quote(w)))
                 .collect::<Vec<_>>()
                 .join(" OR ")
         })

@@ -45,6 +45,12 @@ struct Cli {
     /// [env: SHOEBOX_TEXT_MODEL] [default: sentence-transformers/all-MiniLM-L6-v2]
     #[arg(long, global = true, value_name = "ID_OR_DIR")]
     text_model: Option<String>,
+    /// Encoder for query texts (search terms, classify labels) trained into the CLIP model's
+    /// space, e.g. sentence-transformers/clip-ViT-B-32-multilingual-v1 for queries in 50+
+    /// languages: a hub id or a local folder [env: SHOEBOX_QUERY_MODEL] [default: none, the CLIP
+    /// model's own text tower]
+    #[arg(long, global = true, value_name = "ID_OR_DIR")]
+    query_model: Option<String>,
     /// Compute device: auto, cpu, cuda or metal [env: SHOEBOX_DEVICE] [default: auto]
     #[arg(long, global = true, value_name = "DEVICE", value_parser = engine_value::<DeviceChoice>)]
     device: Option<DeviceChoice>,
@@ -375,6 +381,10 @@ fn models(cli: &Cli) -> Result<ModelOptions> {
     if let Some(v) = &cli.text_model {
         m.text_model = v.clone();
     }
+    if let Some(v) = &cli.query_model {
+        // An empty value switches an environment's query model off.
+        m.query_model = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    }
     Ok(m)
 }
 
@@ -394,6 +404,7 @@ fn open(cli: &Cli) -> Result<Library> {
         clip_model: m.clip_model,
         caption_model: m.caption_model,
         text_model: m.text_model,
+        query_model: m.query_model,
         device: m.device,
         downloads: download_progress(cli),
     })?;

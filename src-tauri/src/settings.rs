@@ -24,6 +24,9 @@ pub struct Settings {
     pub caption_model: String,
     /// Sentence encoder (caption tags, hybrid search): hub id or local folder.
     pub text_model: String,
+    /// Query encoder trained into the CLIP model's space (multilingual queries): hub id or local
+    /// folder; empty: the CLIP model's own text tower.
+    pub query_model: String,
     /// auto, cpu, cuda or metal.
     pub device: String,
     /// Caption photos in the background while the app is open.
@@ -101,6 +104,7 @@ impl Settings {
             clip_model: m.clip_model.clone(),
             caption_model: m.caption_model.clone(),
             text_model: m.text_model.clone(),
+            query_model: m.query_model.clone().unwrap_or_default(),
             device: m.device.as_str().into(),
             background_captions,
             raw_separate,
@@ -124,6 +128,7 @@ impl Settings {
             clip_model: self.clip_model.trim().to_string(),
             caption_model: self.caption_model.trim().to_string(),
             text_model: self.text_model.trim().to_string(),
+            query_model: Some(self.query_model.trim().to_string()).filter(|q| !q.is_empty()),
             device: self.device.parse().unwrap_or_default(),
         }
     }
@@ -168,6 +173,7 @@ impl Settings {
             clip_model: m.clip_model,
             caption_model: m.caption_model,
             text_model: m.text_model,
+            query_model: m.query_model,
             device: m.device,
             downloads: Default::default(),
         }

@@ -628,6 +628,7 @@ async function loadSettings() {
     $('#s-clip').value = s.clipModel;
     $('#s-caption').value = s.captionModel;
     $('#s-text').value = s.textModel;
+    $('#s-query').value = s.queryModel;
     $('#s-device').value = s.device;
     $('#s-captions').checked = s.backgroundCaptions;
     $('#s-raw').checked = s.rawSeparate;
@@ -643,6 +644,7 @@ $('#settings-form').addEventListener('submit', async (e) => {
     await call('save_settings', {
       settings: {
         clipModel: $('#s-clip').value, captionModel: $('#s-caption').value, textModel: $('#s-text').value,
+        queryModel: $('#s-query').value,
         device: $('#s-device').value, backgroundCaptions: $('#s-captions').checked,
         rawSeparate: $('#s-raw').checked, ocr: $('#s-ocr').value, ocrLangs: $('#s-ocr-langs').value,
       },

@@ -15,7 +15,7 @@ use candle_nn::{Init, VarBuilder};
 use serde_json::{json, Value};
 use shoebox_core::models::blip::{BlipConfig, BlipTextDecoder, BlipVision};
 use shoebox_core::models::caption::DEFAULT_CAPTION_MODEL;
-use shoebox_core::models::clip::{clip_config, DEFAULT_CLIP_MODEL};
+use shoebox_core::models::clip::{ImageTextConfig, DEFAULT_CLIP_MODEL};
 use shoebox_core::models::hub::ModelDir;
 use shoebox_core::models::vitgpt2::{Gpt2Decoder, VitEncoder, VitGpt2Config};
 use shoebox_core::models::weights::Weights;
@@ -143,9 +143,12 @@ fn record_tensors(arch: Arch) -> Result<BTreeMap<String, Vec<usize>>> {
     let built: candle_core::Result<()> = (|| {
         match arch {
             Arch::ClipVitB32 => {
-                let (cfg, _) = clip_config(CLIP_B32_CONFIG)
+                let cfg = ImageTextConfig::parse(CLIP_B32_CONFIG)
                     .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-                candle_transformers::models::clip::ClipModel::new(vb, &cfg)?;
+                cfg.text_tower(vb.clone())?;
+                cfg.vision_tower(vb.clone())?;
+                // logit_scale is read as a scalar, not by a tower.
+                vb.get(&[], "logit_scale")?;
             }
             Arch::BlipBase => {
                 let c = BlipConfig::parse(BLIP_BASE_CONFIG)

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::journal::{self, JournalKey, JournalWriter};
-use crate::models::clip::{normalize, Clip};
+use crate::models::clip::{normalize, Clip, Family};
 use crate::pipeline::PipelineOptions;
 use crate::scan::image_ext;
 
@@ -85,8 +85,13 @@ pub fn parse_labels(s: &str) -> Result<Vec<Label>> {
     Ok(out)
 }
 
-/// One label's text embedding: the normalized mean of its prompts' embeddings.
-pub fn label_vectors(clip: &Clip, labels: &[Label], templates: &[String]) -> Result<Vec<Vec<f32>>> {
+/// One label's text embedding: the normalized mean of its prompts' embeddings (`embed` maps
+/// texts to normalized vectors: CLIP's text tower or the query encoder).
+pub fn label_vectors(
+    embed: &dyn Fn(&[&str]) -> Result<Vec<Vec<f32>>>,
+    labels: &[Label],
+    templates: &[String],
+) -> Result<Vec<Vec<f32>>> {
     labels
         .iter()
         .map(|l| {
@@ -95,8 +100,8 @@ pub fn label_vectors(clip: &Clip, labels: &[Label], templates: &[String]) -> Res
                 None => templates.iter().map(|t| t.replace("{}", &l.name)).collect(),
             };
             let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
-            let vecs = clip.embed_texts(&refs)?;
-            let mut mean = vec![0f32; clip.dim()];
+            let vecs = embed(&refs)?;
+            let mut mean = vec![0f32; vecs.first().map_or(0, Vec::len)];
             for v in &vecs {
                 for (m, x) in mean.iter_mut().zip(v) {
                     *m += x;
@@ -107,13 +112,42 @@ pub fn label_vectors(clip: &Clip, labels: &[Label], templates: &[String]) -> Res
         .collect()
 }
 
-/// Softmax of `logit_scale × cosine` over labels.
-pub fn probabilities(image: &[f32], labels: &[Vec<f32>], logit_scale: f32) -> Vec<f32> {
-    let logits: Vec<f32> = labels
-        .iter()
-        .map(|l| logit_scale * crate::index::dot(image, l))
-        .collect();
-    crate::rank::softmax(&logits)
+/// How a model turns cosines into label probabilities.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scoring {
+    /// CLIP: softmax of `scale × cosine` over the labels (they compete).
+    Softmax { scale: f32 },
+    /// SigLIP: σ(`scale × cosine + bias`) per label, as it was trained (each label judged alone).
+    Sigmoid { scale: f32, bias: f32 },
+}
+
+impl Scoring {
+    /// The model's own scoring.
+    pub fn of(clip: &Clip) -> Scoring {
+        match clip.family() {
+            Family::Clip => Scoring::Softmax {
+                scale: clip.logit_scale(),
+            },
+            Family::Siglip => Scoring::Sigmoid {
+                scale: clip.logit_scale(),
+                bias: clip.logit_bias(),
+            },
+        }
+    }
+}
+
+/// Label probabilities of an image under `scoring`.
+pub fn probabilities(image: &[f32], labels: &[Vec<f32>], scoring: Scoring) -> Vec<f32> {
+    let cos = labels.iter().map(|l| crate::index::dot(image, l));
+    match scoring {
+        Scoring::Softmax { scale } => {
+            let logits: Vec<f32> = cos.map(|c| scale * c).collect();
+            crate::rank::softmax(&logits)
+        }
+        Scoring::Sigmoid { scale, bias } => cos
+            .map(|c| 1.0 / (1.0 + (-(scale * c + bias)).exp()))
+            .collect(),
+    }
 }
 
 /// Options of a classification.
@@ -386,7 +420,11 @@ mod tests {
 
     #[test]
     fn softmax_sums_to_one() {
-        let p = probabilities(&[1.0, 0.0], &[vec![1.0, 0.0], vec![0.0, 1.0]], 100.0);
+        let p = probabilities(
+            &[1.0, 0.0],
+            &[vec![1.0, 0.0], vec![0.0, 1.0]],
+            Scoring::Softmax { scale: 100.0 },
+        );
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!(p[0] > 0.99);
     }

@@ -1,6 +1,6 @@
 //! Where a library and its models come from when a person does not say: the environment variables
 //! both front ends read (`SHOEBOX_LIBRARY`, `SHOEBOX_CLIP_MODEL`, `SHOEBOX_CAPTION_MODEL`,
-//! `SHOEBOX_TEXT_MODEL`, `SHOEBOX_DEVICE`) and the built-in defaults. Precedence everywhere: defaults
+//! `SHOEBOX_TEXT_MODEL`, `SHOEBOX_QUERY_MODEL`, `SHOEBOX_DEVICE`) and the built-in defaults. Precedence everywhere: defaults
 //! < saved settings (the app) < environment < command-line flags (the CLI).
 
 use std::path::PathBuf;
@@ -15,6 +15,8 @@ pub const ENV_LIBRARY: &str = "SHOEBOX_LIBRARY";
 pub const ENV_CLIP_MODEL: &str = "SHOEBOX_CLIP_MODEL";
 pub const ENV_CAPTION_MODEL: &str = "SHOEBOX_CAPTION_MODEL";
 pub const ENV_TEXT_MODEL: &str = "SHOEBOX_TEXT_MODEL";
+/// A text encoder trained into the CLIP model's space, for queries in other languages.
+pub const ENV_QUERY_MODEL: &str = "SHOEBOX_QUERY_MODEL";
 pub const ENV_DEVICE: &str = "SHOEBOX_DEVICE";
 /// `pair` (a RAW beside a JPEG of the same name is that JPEG's original) or `separate`.
 pub const ENV_RAW: &str = "SHOEBOX_RAW";
@@ -49,6 +51,9 @@ pub struct ModelOptions {
     pub caption_model: String,
     /// Sentence encoder (caption tags, hybrid search): hub id or local folder.
     pub text_model: String,
+    /// Query encoder for search texts and classify labels (multilingual queries): hub id or local
+    /// folder; none: the CLIP model's own text tower.
+    pub query_model: Option<String>,
     pub device: DeviceChoice,
 }
 
@@ -58,6 +63,7 @@ impl Default for ModelOptions {
             clip_model: DEFAULT_CLIP_MODEL.into(),
             caption_model: DEFAULT_CAPTION_MODEL.into(),
             text_model: DEFAULT_TEXT_MODEL.into(),
+            query_model: None,
             device: DeviceChoice::Auto,
         }
     }
@@ -90,6 +96,9 @@ impl ModelOptions {
         }
         if let Some(v) = env(ENV_TEXT_MODEL) {
             self.text_model = v.trim().to_string();
+        }
+        if let Some(v) = env(ENV_QUERY_MODEL) {
+            self.query_model = Some(v.trim().to_string());
         }
     }
 }

@@ -514,6 +514,9 @@ pub struct SearchHit {
 pub struct SearchResponse {
     pub query: String,
     pub model: String,
+    /// The encoder that embedded the query's text terms when it is not the CLIP model's own text
+    /// tower (`--query-model`); null otherwise.
+    pub query_model: Option<String>,
     /// How the results were ranked.
     pub mode: SearchMode,
     pub took_ms: f64,

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use shoebox_core::decode::decode_file;
-use shoebox_core::models::clip::{clip_config, Clip};
+use shoebox_core::models::clip::{Clip, ImageTextConfig};
 use shoebox_core::models::hub::ModelDir;
 
 #[test]
@@ -167,13 +167,22 @@ fn missing_tensor_is_named() {
 }
 
 #[test]
-fn gelu_checkpoints_are_refused() {
+fn unknown_activations_and_families_are_refused() {
     let text = std::fs::read_to_string(clip_dir().join("config.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert!(clip_config(&text).is_ok());
+    assert!(ImageTextConfig::parse(&text).is_ok());
     v["vision_config"]["hidden_act"] = "gelu".into();
-    let err = clip_config(&v.to_string()).expect_err("must refuse gelu");
-    assert!(err.to_string().contains("quick_gelu"), "{err}");
+    assert!(ImageTextConfig::parse(&v.to_string()).is_ok());
+    v["vision_config"]["hidden_act"] = "relu".into();
+    let err = ImageTextConfig::parse(&v.to_string()).expect_err("must refuse relu");
+    assert!(err.to_string().contains("\"relu\""), "{err}");
+    v["vision_config"]["hidden_act"] = "quick_gelu".into();
+    v["model_type"] = "siglip2".into();
+    let err = ImageTextConfig::parse(&v.to_string()).expect_err("must refuse NaFlex");
+    assert!(err.to_string().contains("NaFlex"), "{err}");
+    v["model_type"] = "blip".into();
+    let err = ImageTextConfig::parse(&v.to_string()).expect_err("must refuse blip");
+    assert!(err.to_string().contains("\"blip\""), "{err}");
 }
 
 #[test]

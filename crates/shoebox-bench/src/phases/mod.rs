@@ -114,6 +114,7 @@ impl Run<'_> {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_CAPTION_MODEL.to_string()),
             text_model: shoebox_core::models::text::DEFAULT_TEXT_MODEL.to_string(),
+            query_model: None,
             device: self.opts.device,
             downloads: Default::default(),
         }

@@ -10,7 +10,7 @@ use super::Library;
 use crate::catalog::{Outcome, WorkItem};
 use crate::classify::{
     self, collect_images, label_vectors, probabilities, ApplyFailed, Classification, Classified,
-    ClassifyOptions, FileOp, Label, UNSORTED,
+    ClassifyOptions, FileOp, Label, Scoring, UNSORTED,
 };
 use crate::error::{Error, Result};
 use crate::journal::{self, Journal, JournalKey, UndoReport};
@@ -30,7 +30,7 @@ impl Library {
         let start = std::time::Instant::now();
         let clip = self.clip()?;
         let files = collect_images(paths, opts.recursive)?;
-        let label_vecs = label_vectors(clip, labels, &opts.templates)?;
+        let label_vecs = label_vectors(&|t| self.embed_query_texts(t), labels, &opts.templates)?;
         let mut vectors: HashMap<usize, Vec<f32>> = HashMap::new();
         let mut work = Vec::new();
         for (i, f) in files.iter().enumerate() {
@@ -68,11 +68,11 @@ impl Library {
         if report.interrupted {
             return Err(Error::Interrupted);
         }
-        let scale = clip.logit_scale();
+        let scoring = Scoring::of(clip);
         let mut results = Vec::new();
         for (i, f) in files.iter().enumerate() {
             let Some(v) = vectors.get(&i) else { continue };
-            let scores = probabilities(v, &label_vecs, scale);
+            let scores = probabilities(v, &label_vecs, scoring);
             let (best, confidence) = scores
                 .iter()
                 .enumerate()

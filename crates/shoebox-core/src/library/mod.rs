@@ -49,6 +49,9 @@ pub struct LibraryOptions {
     pub caption_model: String,
     /// Sentence encoder (tags from captions, hybrid search): hub id or local folder.
     pub text_model: String,
+    /// Encoder for query texts (search terms, classify labels) trained into the CLIP model's
+    /// space, e.g. a multilingual one; none: CLIP's own text tower.
+    pub query_model: Option<String>,
     pub device: DeviceChoice,
     /// How model downloads show progress (terminal bars, reports to the app, or nothing).
     pub downloads: hub::DownloadProgress,
@@ -124,6 +127,8 @@ pub struct Library {
     clip: OnceLock<Clip>,
     pub(crate) captioner: OnceLock<Captioner>,
     pub(crate) text: OnceLock<TextEncoder>,
+    /// The query encoder, when one is configured.
+    query: OnceLock<TextEncoder>,
     /// The OCR gate's prompts, embedded by the CLIP text tower (text prompts first).
     ocr_gate: OnceLock<Vec<Vec<f32>>>,
     /// Tesseract readers kept between OCR runs (starting one costs ~0.1 s).
@@ -145,6 +150,7 @@ impl Library {
             clip: OnceLock::new(),
             captioner: OnceLock::new(),
             text: OnceLock::new(),
+            query: OnceLock::new(),
             ocr_gate: OnceLock::new(),
             ocr_engines: Default::default(),
             index: None,
@@ -234,6 +240,53 @@ impl Library {
             let dir = hub::resolve(&self.opts.clip_model, CLIP_FILES, &self.opts.downloads)?;
             Clip::open(&dir, &self.opts.device.device()?)
         })
+    }
+
+    /// The catalog name of the configured query encoder, if one is set.
+    pub fn query_model_name(&self) -> Option<String> {
+        self.opts
+            .query_model
+            .as_deref()
+            .filter(|q| !q.trim().is_empty())
+            .map(hub::model_name)
+    }
+
+    /// The query encoder, loaded (and fetched) on first use; `None` when none is configured. One
+    /// whose embeddings do not have the CLIP model's size is refused.
+    pub fn query_encoder(&self) -> Result<Option<&TextEncoder>> {
+        let Some(spec) = self
+            .opts
+            .query_model
+            .as_deref()
+            .filter(|q| !q.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        let clip = self.clip()?;
+        let enc = get_or_load(&self.query, || {
+            let dir = crate::models::text::resolve(spec, &self.opts.downloads)?;
+            TextEncoder::load(&dir, &self.opts.device.device()?)
+        })?;
+        if enc.dim() != clip.dim() {
+            return Err(Error::Model(format!(
+                "the query model {} gives {}-dimensional embeddings but the CLIP model {} {}: \
+                 a query model must be trained into its CLIP model's space",
+                enc.name(),
+                enc.dim(),
+                clip.name(),
+                clip.dim()
+            )));
+        }
+        Ok(Some(enc))
+    }
+
+    /// Embed query texts (search terms, labels) the way the library compares them with photos:
+    /// through the query encoder when one is set, else CLIP's text tower; L2-normalized.
+    pub fn embed_query_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        match self.query_encoder()? {
+            Some(q) => q.embed(texts),
+            None => self.clip()?.embed_texts(texts),
+        }
     }
 
     pub(crate) fn index_dir(&self, model: &str) -> PathBuf {

@@ -62,7 +62,7 @@ impl Library {
         }
         let texts = search::text_terms(&terms);
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let mut text_vecs = clip.embed_texts(&refs)?.into_iter();
+        let mut text_vecs = self.embed_query_texts(&refs)?.into_iter();
         let mut acc = vec![0f32; clip.dim()];
         for t in &terms {
             let v = match &t.kind {
@@ -95,6 +95,7 @@ impl Library {
             return Ok(SearchResponse {
                 query: original_query,
                 model: String::new(),
+                query_model: None,
                 mode: SearchMode::Timeline,
                 took_ms: start.elapsed().as_secs_f64() * 1e3,
                 place_filter,
@@ -151,9 +152,15 @@ impl Library {
             SearchMode::Keyword => String::new(),
             _ => self.model_name(),
         };
+        let query_model = if use_clip && terms.iter().any(|t| matches!(t.kind, TermKind::Text(_))) {
+            self.query_model_name()
+        } else {
+            None
+        };
         let empty = |start: Instant| SearchResponse {
             query: original_query.clone(),
             model: model.clone(),
+            query_model: query_model.clone(),
             mode,
             took_ms: start.elapsed().as_secs_f64() * 1e3 + keyword_ms,
             place_filter: place_filter.clone(),

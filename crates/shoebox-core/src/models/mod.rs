@@ -1,15 +1,18 @@
 //! Models: where their files come from (hub or local folder), checked weight loading,
-//! image preprocessing, generation, and the model implementations (CLIP, BLIP, ViT-GPT2).
+//! image preprocessing, generation, and the model implementations (CLIP / OpenCLIP / SigLIP, BLIP,
+//! ViT-GPT2, sentence encoders).
 
 pub mod batch;
 pub mod blip;
 pub mod caption;
 pub mod checked;
 pub mod clip;
+pub mod distilbert;
 pub mod generate;
 pub mod hub;
 pub mod preprocess;
 pub mod text;
+pub mod towers;
 pub mod vitgpt2;
 pub mod weights;
 

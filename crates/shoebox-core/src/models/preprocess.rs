@@ -167,7 +167,7 @@ impl ImageProcessor {
                     Resize::ShortestEdge(s) => shortest_edge_size(img.width(), img.height(), s),
                     Resize::Exact(h, w) => (w, h),
                 };
-                resize_rgb(img, w, h, self.filter)?
+                resize_like_pil(img, w, h, self.filter)
             }
         };
         let (ch, cw) = self.crop.unwrap_or((resized.height(), resized.width()));
@@ -207,6 +207,185 @@ pub fn shortest_edge_size(w: u32, h: u32, s: u32) -> (u32, u32) {
     } else {
         (new_long, s)
     }
+}
+
+/// Bits of PIL's fixed-point resampling coefficients for 8-bit images (32 − 8 − 2).
+const PRECISION_BITS: u32 = 22;
+
+/// PIL's resampling kernel for a filter, and its support.
+fn pil_kernel(filter: FilterType) -> (fn(f64) -> f64, f64) {
+    fn sinc(x: f64) -> f64 {
+        if x == 0.0 {
+            1.0
+        } else {
+            let p = std::f64::consts::PI * x;
+            p.sin() / p
+        }
+    }
+    fn bicubic(x: f64) -> f64 {
+        // a = −0.5, as PIL.
+        let a = -0.5;
+        let x = x.abs();
+        if x < 1.0 {
+            ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+        } else if x < 2.0 {
+            (((x - 5.0) * x + 8.0) * x - 4.0) * a
+        } else {
+            0.0
+        }
+    }
+    fn bilinear(x: f64) -> f64 {
+        let x = x.abs();
+        if x < 1.0 {
+            1.0 - x
+        } else {
+            0.0
+        }
+    }
+    fn lanczos(x: f64) -> f64 {
+        if -3.0 <= x && x < 3.0 {
+            sinc(x) * sinc(x / 3.0)
+        } else {
+            0.0
+        }
+    }
+    fn boxf(x: f64) -> f64 {
+        if x > -0.5 && x <= 0.5 {
+            1.0
+        } else {
+            0.0
+        }
+    }
+    fn hamming(x: f64) -> f64 {
+        let x = x.abs();
+        if x == 0.0 {
+            1.0
+        } else if x >= 1.0 {
+            0.0
+        } else {
+            sinc(x) * (0.46 + 0.54 * (std::f64::consts::PI * x).cos())
+        }
+    }
+    match filter {
+        FilterType::Bilinear => (bilinear, 1.0),
+        FilterType::Lanczos3 => (lanczos, 3.0),
+        FilterType::Box => (boxf, 0.5),
+        FilterType::Hamming => (hamming, 1.0),
+        _ => (bicubic, 2.0),
+    }
+}
+
+/// For each output position: the first input index, the count, and fixed-point weights (PIL's
+/// `precompute_coeffs` and `normalize_coeffs_8bpc`).
+fn pil_coeffs(in_size: u32, out_size: u32, filter: FilterType) -> Vec<(usize, Vec<i32>)> {
+    let (kernel, base_support) = pil_kernel(filter);
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = base_support * filterscale;
+    (0..out_size)
+        .map(|xx| {
+            let center = (xx as f64 + 0.5) * scale;
+            let ss = 1.0 / filterscale;
+            // C casts truncate toward zero.
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+            let n = xmax.saturating_sub(xmin);
+            let mut k: Vec<f64> = (0..n)
+                .map(|x| kernel((x as f64 + xmin as f64 - center + 0.5) * ss))
+                .collect();
+            let ww: f64 = k.iter().sum();
+            if ww != 0.0 {
+                k.iter_mut().for_each(|v| *v /= ww);
+            }
+            let one = (1u64 << PRECISION_BITS) as f64;
+            let fixed = k
+                .iter()
+                .map(|&v| {
+                    if v < 0.0 {
+                        (-0.5 + v * one) as i32
+                    } else {
+                        (0.5 + v * one) as i32
+                    }
+                })
+                .collect();
+            (xmin, fixed)
+        })
+        .collect()
+}
+
+fn clip8(acc: i32) -> u8 {
+    (acc >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resize exactly as Pillow's `Image.resize` (what transformers' image processors call): separable
+/// convolution with PIL's kernels and fixed-point coefficients, horizontal pass first into 8-bit
+/// rows (only those the vertical pass reads), then vertical. Matching it to the bit matters: the
+/// ±1 levels a different resizer's rounding leaves move a small model's scores by 0.01.
+pub fn resize_like_pil(img: &RgbImage, w: u32, h: u32, filter: FilterType) -> RgbImage {
+    let (iw, ih) = (img.width(), img.height());
+    let (w, h) = (w.max(1), h.max(1));
+    if iw == w && ih == h {
+        return img.clone();
+    }
+    let src = img.as_raw();
+    let vert = (ih != h).then(|| pil_coeffs(ih, h, filter));
+    // Rows the vertical pass reads.
+    let (row0, row1) = match &vert {
+        Some(v) => (
+            v.iter().map(|(a, _)| *a).min().unwrap_or(0),
+            v.iter()
+                .map(|(a, k)| a + k.len())
+                .max()
+                .unwrap_or(ih as usize),
+        ),
+        None => (0, ih as usize),
+    };
+    let rows = row1 - row0;
+    let horiz: Vec<u8> = if iw != w {
+        let coeffs = pil_coeffs(iw, w, filter);
+        let mut out = vec![0u8; rows * w as usize * 3];
+        for y in 0..rows {
+            let line = &src[(row0 + y) * iw as usize * 3..][..iw as usize * 3];
+            let dst = &mut out[y * w as usize * 3..][..w as usize * 3];
+            for (xx, (xmin, k)) in coeffs.iter().enumerate() {
+                let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
+                for (i, &c) in k.iter().enumerate() {
+                    let p = &line[(xmin + i) * 3..][..3];
+                    acc[0] += p[0] as i32 * c;
+                    acc[1] += p[1] as i32 * c;
+                    acc[2] += p[2] as i32 * c;
+                }
+                dst[xx * 3] = clip8(acc[0]);
+                dst[xx * 3 + 1] = clip8(acc[1]);
+                dst[xx * 3 + 2] = clip8(acc[2]);
+            }
+        }
+        out
+    } else {
+        src[row0 * iw as usize * 3..row1 * iw as usize * 3].to_vec()
+    };
+    let stride = w as usize * 3;
+    let out = match vert {
+        Some(coeffs) => {
+            let mut out = vec![0u8; h as usize * stride];
+            for (yy, (ymin, k)) in coeffs.iter().enumerate() {
+                let dst = &mut out[yy * stride..][..stride];
+                let mut acc = vec![1i32 << (PRECISION_BITS - 1); stride];
+                for (i, &c) in k.iter().enumerate() {
+                    let line = &horiz[(ymin - row0 + i) * stride..][..stride];
+                    for (a, &p) in acc.iter_mut().zip(line) {
+                        *a += p as i32 * c;
+                    }
+                }
+                for (d, a) in dst.iter_mut().zip(acc) {
+                    *d = clip8(a);
+                }
+            }
+            out
+        }
+        None => horiz,
+    };
+    RgbImage::from_raw(w, h, out).expect("w × h × 3 bytes")
 }
 
 /// Resize with a SIMD convolution resizer (Catmull-Rom = PIL's bicubic).

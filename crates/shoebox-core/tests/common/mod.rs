@@ -36,6 +36,7 @@ pub fn open_library(dir: &Path) -> Library {
             .to_string_lossy()
             .into_owned(),
         text_model: shoebox_core::models::text::DEFAULT_TEXT_MODEL.into(),
+        query_model: None,
         device: Default::default(),
         downloads: Default::default(),
     })

@@ -33,8 +33,9 @@ struct Cli {
     /// Library folder (catalog and index) [default: the platform data dir, e.g. ~/.local/share/shoebox]
     #[arg(long, global = true, env = "SHOEBOX_LIBRARY", value_name = "DIR")]
     library: Option<PathBuf>,
-    /// CLIP model: a Hugging Face hub id or a local model folder [env: SHOEBOX_CLIP_MODEL]
-    /// [default: openai/clip-vit-base-patch32]
+    /// Image–text model (OpenAI CLIP, OpenCLIP, SigLIP, SigLIP 2 fixed-resolution; `shoebox
+    /// models list` shows good ones): a Hugging Face hub id or a local model folder [env:
+    /// SHOEBOX_CLIP_MODEL] [default: openai/clip-vit-base-patch32]
     #[arg(long, global = true, value_name = "ID_OR_DIR")]
     clip_model: Option<String>,
     /// Captioning model (BLIP or ViT-GPT2): a Hugging Face hub id or a local model folder
@@ -186,6 +187,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the normalized embeddings the library uses for texts (through the query model when
+    /// one is set) and images (a library photo's stored one), for other tools and for checking
+    /// against the reference implementation
+    #[command(arg_required_else_help = true)]
+    Embed {
+        /// Text to embed (repeatable)
+        #[arg(long = "text", value_name = "T")]
+        texts: Vec<String>,
+        /// Image files to embed
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Print a JSON array: [{"input", "kind": "text"|"image", "model", "embedding": [...]}]
+        #[arg(long)]
+        json: bool,
+    },
     /// List or fetch models
     Models {
         #[command(subcommand)]
@@ -209,8 +225,15 @@ enum TagAction {
 
 #[derive(Subcommand, Debug)]
 enum ModelsAction {
-    /// Models this library has embeddings for, and the configured one
-    List,
+    /// The models Shoebox knows to load and what each is good for, what the Hugging Face cache
+    /// holds, and the models this library has embeddings from
+    List {
+        /// Print a JSON array: [{"id", "kind", "dims", "size_mb", "languages", "cached", "note"}]
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop an image–text model's embeddings and index from this library
+    Remove { id: String },
     /// Fetch a model into the Hugging Face cache [default: the configured CLIP model]
     Pull { id: Option<String> },
     /// Write a quantized (GGUF) copy of a BLIP captioner into a new folder, usable as
@@ -547,6 +570,23 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
         Command::Search(args) => search(cli, args)?,
+        Command::Embed { texts, files, json } => {
+            let lib = open(cli)?;
+            let out = lib.embed_inputs(texts, files)?;
+            if *json {
+                println!("{}", serde_json::to_string(&out)?);
+            } else {
+                // One line each: kind, input, model, then the values (tab-separated).
+                for e in &out {
+                    let values: Vec<String> = e.embedding.iter().map(f32::to_string).collect();
+                    let kind = match e.kind {
+                        shoebox_core::library::EmbeddedKind::Text => "text",
+                        shoebox_core::library::EmbeddedKind::Image => "image",
+                    };
+                    println!("{kind}\t{}\t{}\t{}", e.input, e.model, values.join(" "));
+                }
+            }
+        }
         Command::Places { json } => places(cli, *json)?,
         Command::Duplicates {
             in_dirs,
@@ -627,18 +667,56 @@ fn run(cli: &Cli) -> Result<()> {
             bench::run(args, &m.clip_model, &m.caption_model, m.device, cli.quiet)?
         }
         Command::Models { action } => match action {
-            ModelsAction::List => {
+            ModelsAction::List { json } => {
+                let menu = shoebox_core::models::menu::menu();
+                if *json {
+                    println!("{}", serde_json::to_string(&menu)?);
+                    return Ok(());
+                }
+                println!("Models (hub ids; `shoebox models pull ID` fetches one):");
+                for e in &menu {
+                    let kind = serde_json::to_value(e.kind)?;
+                    let dims = e.dims.map(|d| format!(", {d}-d")).unwrap_or_default();
+                    let size = e.size_mb.map(|m| format!(", {m} MB")).unwrap_or_default();
+                    let cached = if e.cached { ", cached" } else { "" };
+                    let langs = if e.languages.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {}", e.languages)
+                    };
+                    println!(
+                        "  {}  ({}{dims}{size}{langs}{cached})\n      {}",
+                        e.id,
+                        kind.as_str().unwrap_or_default(),
+                        e.note
+                    );
+                }
                 let lib = open(cli)?;
                 let current = lib.model_name();
-                let known = lib.catalog().models()?;
-                println!("configured: {current}");
-                for m in &known {
-                    let mark = if m.name == current { "*" } else { " " };
-                    let (name, kind, dim, count) = (&m.name, &m.kind, m.dim, m.embeddings);
-                    println!("{mark} {name}  ({kind}, {dim}-d, {count} photos embedded)");
+                let serving = lib.search_model()?;
+                println!("\nThis library (configured: {current}):");
+                for m in lib.model_coverage()? {
+                    let mark = if m.id == current { "*" } else { " " };
+                    let searching = if m.id == serving {
+                        ", searches use it"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "{mark} {}  ({} of {} photos embedded{searching})",
+                        m.id, m.embedded, m.of
+                    );
                 }
-                if !known.iter().any(|m| m.name == current) {
-                    println!("  (no photos embedded with {current} yet)");
+            }
+            ModelsAction::Remove { id } => {
+                let mut lib = open(cli)?;
+                if !lib.remove_model(id)? {
+                    anyhow::bail!(
+                        "this library has no embeddings from {id} (see `shoebox models list`)"
+                    );
+                }
+                if !cli.quiet {
+                    println!("removed {id}'s embeddings and index");
                 }
             }
             ModelsAction::Quantize { from, dest, qtype } => {

@@ -452,6 +452,15 @@ impl Catalog {
             .optional()?)
     }
 
+    /// Forget a model and everything made with it (embeddings, captions, caption embeddings: the
+    /// foreign keys cascade). Returns whether it was registered.
+    pub fn delete_model(&mut self, name: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute("DELETE FROM models WHERE name = ?1", [name])?;
+        Ok(n > 0)
+    }
+
     /// Every registered model with its embedding count.
     pub fn models(&self) -> Result<Vec<ModelRow>> {
         let mut st = self.conn.prepare(

@@ -137,11 +137,11 @@ impl Library {
         pos: &HashMap<i64, usize>,
         threshold: f32,
     ) -> Result<Vec<(usize, usize)>> {
-        let Some(ModelRef { id: model_id, dim }) = self.catalog.find_model(&self.model_name())?
-        else {
+        let model = self.model_name();
+        let Some(ModelRef { id: model_id, dim }) = self.catalog.find_model(&model)? else {
             return Ok(Vec::new());
         };
-        self.ensure_index(model_id, dim)?;
+        self.ensure_index(&model, model_id, dim)?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let mut pairs: HashSet<(usize, usize)> = HashSet::new();
         let index = self.index.as_mut().expect("ensured");

@@ -14,8 +14,16 @@ use crate::scan;
 impl Library {
     /// Bring the in-memory index in step with the catalog: load the saved one, add what it lacks,
     /// filter what the catalog dropped, rebuild when it is unusable or mostly dead.
-    pub(super) fn ensure_index(&mut self, model_id: i64, dim: usize) -> Result<bool> {
-        let model = self.clip()?.name().to_string();
+    pub(super) fn ensure_index(&mut self, model: &str, model_id: i64, dim: usize) -> Result<bool> {
+        // The index in memory belongs to one model; another's is loaded in its place.
+        if self
+            .index_model
+            .as_ref()
+            .is_some_and(|(id, _)| *id != model_id)
+        {
+            self.index = None;
+        }
+        self.index_model = Some((model_id, model.to_string()));
         let generation = self.catalog.generation()?;
         if self.index.as_ref().is_some_and(|i| i.graph_failed()) {
             log::warn!("rebuilding the index: its saved graph could not be loaded");
@@ -28,10 +36,10 @@ impl Library {
         {
             return Ok(false);
         }
-        let dir = self.index_dir(&model);
+        let dir = self.index_dir(model);
         let mut idx = match self.index.take() {
             Some(i) if i.dim() == dim => i,
-            _ => match VectorIndex::load(&dir, &model, dim) {
+            _ => match VectorIndex::load(&dir, model, dim) {
                 Ok(i) => i,
                 Err(e) => {
                     if dir.join("manifest.json").exists() {
@@ -82,10 +90,15 @@ impl Library {
     /// Get ready for CLIP searches: open the saved index (mapped: searches walk it at once) and load
     /// the text tower.
     pub fn prepare_search(&mut self) -> Result<()> {
-        if let Some(ModelRef { id: model_id, dim }) = self.catalog.find_model(&self.model_name())? {
-            self.ensure_index(model_id, dim)?;
+        let model = self.search_model()?;
+        self.prepare_search_for(&model)
+    }
+
+    pub(super) fn prepare_search_for(&mut self, model: &str) -> Result<()> {
+        if let Some(ModelRef { id: model_id, dim }) = self.catalog.find_model(model)? {
+            self.ensure_index(model, model_id, dim)?;
         }
-        self.clip()?.load_text()
+        self.search_clip(model)?.load_text()
     }
 
     /// Wait until searches walk the index graph (a saved index without its flat copy answers by
@@ -98,7 +111,7 @@ impl Library {
     }
 
     fn save_index(&mut self) -> Result<()> {
-        let Ok(name) = self.clip().map(|c| c.name().to_string()) else {
+        let Some((_, name)) = self.index_model.clone() else {
             return Ok(());
         };
         let dir = self.index_dir(&name);
@@ -144,14 +157,14 @@ impl Library {
             scan,
             ..Default::default()
         };
-        let (model_id, dim) = {
+        let (model, model_id, dim) = {
             let clip = self.clip()?;
             let id = self
                 .catalog
                 .model_id(clip.name(), ModelKind::Clip, clip.dim())?;
-            (id, clip.dim())
+            (clip.name().to_string(), id, clip.dim())
         };
-        self.ensure_index(model_id, dim)?;
+        self.ensure_index(&model, model_id, dim)?;
         if !work.is_empty() {
             let clip = self.clip.get().expect("loaded by ensure_index");
             let index = self.index.as_mut().expect("ensured");

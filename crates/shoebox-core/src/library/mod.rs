@@ -19,7 +19,7 @@ pub use ocr::{
     OcrMode, OcrOptions, OcrProgress, OcrReport, DEFAULT_GATE, ENV_OCR, ENV_OCR_LANGS,
     OTHER_PROMPTS, TEXT_PROMPTS,
 };
-pub use search::PlaceCount;
+pub use search::{Embedded, EmbeddedKind, PlaceCount};
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -67,6 +67,10 @@ pub struct Status {
     pub index: IndexStatus,
     /// Photos whose text has been read (OCR).
     pub ocr: crate::catalog::OcrStats,
+    /// Image–text models with embeddings here (and the configured one): how far each has come.
+    pub models: Vec<ModelCoverage>,
+    /// The model searches answer from: the configured one once it covers the library.
+    pub search_model: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
     /// Present while a `watch` runs on this library.
@@ -124,7 +128,7 @@ pub(crate) fn get_or_load<T>(cell: &OnceLock<T>, load: impl FnOnce() -> Result<T
 pub struct Library {
     pub(crate) opts: LibraryOptions,
     pub(crate) catalog: Catalog,
-    clip: OnceLock<Clip>,
+    clip: OnceLock<std::sync::Arc<Clip>>,
     pub(crate) captioner: OnceLock<Captioner>,
     pub(crate) text: OnceLock<TextEncoder>,
     /// The query encoder, when one is configured.
@@ -134,6 +138,11 @@ pub struct Library {
     /// Tesseract readers kept between OCR runs (starting one costs ~0.1 s).
     ocr_engines: std::sync::Mutex<Vec<crate::ocr::OcrEngine>>,
     index: Option<VectorIndex>,
+    /// The model (catalog id, name) whose vectors `index` holds.
+    index_model: Option<(i64, String)>,
+    /// Other image–text models opened to answer searches while the configured one is still
+    /// embedding the library.
+    fallback_clips: std::sync::Mutex<Vec<std::sync::Arc<Clip>>>,
     _lock: Option<std::fs::File>,
     /// What a RAW file beside a JPEG of the same name is (scans use it).
     raw_mode: scan::RawMode,
@@ -154,6 +163,8 @@ impl Library {
             ocr_gate: OnceLock::new(),
             ocr_engines: Default::default(),
             index: None,
+            index_model: None,
+            fallback_clips: Default::default(),
             _lock: None,
             raw_mode: crate::options::env_raw_mode()?.unwrap_or_default(),
         })
@@ -238,8 +249,74 @@ impl Library {
     pub fn clip(&self) -> Result<&Clip> {
         get_or_load(&self.clip, || {
             let dir = hub::resolve(&self.opts.clip_model, CLIP_FILES, &self.opts.downloads)?;
-            Clip::open(&dir, &self.opts.device.device()?)
+            Clip::open(&dir, &self.opts.device.device()?).map(std::sync::Arc::new)
         })
+        .map(|c| &**c)
+    }
+
+    /// The image–text model searches answer from: the configured one once it has embedded every
+    /// photo the library can read (or when no other model has); until then the newest other model
+    /// that has (switching models loses no search while the new one embeds).
+    pub fn search_model(&self) -> Result<String> {
+        let configured = self.model_name();
+        let coverage = self.model_coverage()?;
+        let covers = |c: &ModelCoverage| c.of > 0 && c.embedded >= c.of;
+        if coverage.iter().any(|c| c.id == configured && covers(c)) {
+            return Ok(configured);
+        }
+        Ok(coverage
+            .iter()
+            .rev()
+            .find(|c| c.id != configured && covers(c))
+            .map(|c| c.id.clone())
+            .unwrap_or(configured))
+    }
+
+    /// Every image–text model with embeddings in this library (and the configured one), oldest
+    /// first: how many photos it has embedded of those it could.
+    pub fn model_coverage(&self) -> Result<Vec<ModelCoverage>> {
+        let counts = self.catalog.counts(None)?;
+        let of = counts.total.saturating_sub(counts.failed);
+        let configured = self.model_name();
+        let mut out: Vec<ModelCoverage> = self
+            .catalog
+            .models()?
+            .into_iter()
+            .filter(|m| m.kind == crate::catalog::ModelKind::Clip.as_str())
+            .map(|m| ModelCoverage {
+                id: m.name,
+                embedded: m.embeddings,
+                of,
+            })
+            .collect();
+        if !out.iter().any(|m| m.id == configured) {
+            out.push(ModelCoverage {
+                id: configured,
+                embedded: 0,
+                of,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The image–text model called `name`: the configured one, or another opened from its hub id
+    /// or folder (kept for the next search).
+    pub fn search_clip(&self, name: &str) -> Result<std::sync::Arc<Clip>> {
+        if name == self.model_name() {
+            self.clip()?;
+            return Ok(self.clip.get().expect("loaded").clone());
+        }
+        let mut held = self
+            .fallback_clips
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = held.iter().find(|c| c.name() == name) {
+            return Ok(c.clone());
+        }
+        let dir = hub::resolve(name, CLIP_FILES, &self.opts.downloads)?;
+        let clip = std::sync::Arc::new(Clip::open(&dir, &self.opts.device.device()?)?);
+        held.push(clip.clone());
+        Ok(clip)
     }
 
     /// The catalog name of the configured query encoder, if one is set.
@@ -269,7 +346,7 @@ impl Library {
         })?;
         if enc.dim() != clip.dim() {
             return Err(Error::Model(format!(
-                "the query model {} gives {}-dimensional embeddings but the CLIP model {} {}: \
+                "the query model {} gives {}-dimensional embeddings but the CLIP model {} gives {}: \
                  a query model must be trained into its CLIP model's space",
                 enc.name(),
                 enc.dim(),
@@ -419,6 +496,8 @@ impl Library {
             },
             index,
             ocr: self.catalog.ocr_stats()?,
+            models: self.model_coverage()?,
+            search_model: self.search_model()?,
             failures,
             watch: self.watch_state(),
         })
@@ -426,11 +505,61 @@ impl Library {
 
     // ---- models ----
 
-    /// Fetch a model into the Hugging Face cache (or check a local folder); returns its folder.
-    pub fn pull_model(spec: &str, progress: &hub::DownloadProgress) -> Result<PathBuf> {
-        let dir = hub::resolve(spec, CLIP_FILES, progress)?;
-        // Loading proves the files are a usable CLIP model.
-        Clip::load(&dir, &candle_core::Device::Cpu)?;
-        Ok(dir.dir)
+    /// Drop an image–text model's embeddings and its index (and anything else made with it).
+    /// Takes the writer lock. Returns whether the library had it; the configured model's photos
+    /// are embedded again by the next index.
+    pub fn remove_model(&mut self, id: &str) -> Result<bool> {
+        self.lock_for_writing()?;
+        let name = hub::model_name(id);
+        let known = self.catalog.find_model(&name)?.is_some();
+        if known {
+            self.catalog.delete_model(&name)?;
+        }
+        let dir = self.index_dir(&name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        if self.index_model.as_ref().is_some_and(|(_, n)| *n == name) {
+            self.index = None;
+            self.index_model = None;
+        }
+        Ok(known)
     }
+
+    /// Fetch a model into the Hugging Face cache (or check a local folder); returns its folder.
+    /// A captioner, sentence or query encoder on the model menu is fetched with its own files;
+    /// anything else as an image–text model.
+    pub fn pull_model(spec: &str, progress: &hub::DownloadProgress) -> Result<PathBuf> {
+        use crate::models::menu::{self, MenuKind};
+        let cpu = candle_core::Device::Cpu;
+        // Loading proves the files are a usable model.
+        match menu::known_kind(spec) {
+            Some(MenuKind::Caption) => {
+                let dir = hub::resolve(spec, menu::files(MenuKind::Caption), progress)?;
+                Captioner::load(&dir, &cpu)?;
+                Ok(dir.dir)
+            }
+            Some(MenuKind::Sentence | MenuKind::Query) => {
+                let dir = crate::models::text::resolve(spec, progress)?;
+                TextEncoder::load(&dir, &cpu)?;
+                Ok(dir.dir)
+            }
+            _ => {
+                let dir = hub::resolve(spec, CLIP_FILES, progress)?;
+                Clip::load(&dir, &cpu)?;
+                Ok(dir.dir)
+            }
+        }
+    }
+}
+
+/// How far an image–text model has embedded the library (`status --json`'s `models`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelCoverage {
+    /// Hub id or canonical local folder.
+    pub id: String,
+    /// Photos with an embedding from it.
+    pub embedded: u64,
+    /// Photos it could embed (every photo but those that failed to decode).
+    pub of: u64,
 }

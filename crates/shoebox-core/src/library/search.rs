@@ -1,7 +1,9 @@
 //! Answering searches: query vectors from text and image terms, CLIP and caption rankings, fusion,
 //! filters, and the hits joined with the catalog.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 use std::time::Instant;
 
 use super::Library;
@@ -9,7 +11,7 @@ use crate::catalog::ModelRef;
 use crate::decode::decode_file;
 use crate::error::{Error, Result};
 use crate::files::display_path;
-use crate::models::clip::normalize;
+use crate::models::clip::{normalize, Clip};
 use crate::places::{country_names, fold};
 use crate::search::{
     self, MonthCount, SearchHit, SearchMode, SearchRequest, SearchResponse, SortBy, TermKind,
@@ -19,13 +21,16 @@ use crate::search::{
 impl Library {
     /// The stored embedding of a library photo at `path` for the configured model, if any.
     pub fn stored_embedding(&self, path: &Path) -> Result<Option<Vec<f32>>> {
+        self.stored_embedding_for(&self.model_name(), path)
+    }
+
+    fn stored_embedding_for(&self, model: &str, path: &Path) -> Result<Option<Vec<f32>>> {
         let Ok(canon) = std::fs::canonicalize(path) else {
             return Ok(None);
         };
-        let model = self.model_name();
         match (
             self.catalog.photo_id_at(&canon)?,
-            self.catalog.find_model(&model)?,
+            self.catalog.find_model(model)?,
         ) {
             (Some(pid), Some(ModelRef { id: mid, .. })) => self.catalog.embedding(mid, pid),
             _ => Ok(None),
@@ -34,10 +39,13 @@ impl Library {
 
     /// The embedding of an image file: the stored one when the file is in the library, else computed.
     pub fn embed_image_file(&self, path: &Path) -> Result<Vec<f32>> {
-        if let Some(v) = self.stored_embedding(path)? {
+        self.embed_image_file_with(self.clip()?, path)
+    }
+
+    fn embed_image_file_with(&self, clip: &Clip, path: &Path) -> Result<Vec<f32>> {
+        if let Some(v) = self.stored_embedding_for(clip.name(), path)? {
             return Ok(v);
         }
-        let clip = self.clip()?;
         let d = decode_file(path, clip.decode_short_side()).map_err(|reason| Error::Decode {
             path: path.to_path_buf(),
             reason,
@@ -46,9 +54,43 @@ impl Library {
         Ok(clip.embed_pixels(&[px])?.remove(0))
     }
 
-    /// The combined, normalized query vector of a request.
+    /// The normalized embeddings the library uses for texts (through the query model when one is
+    /// set) and image files (the stored one for a library photo), in that order (`shoebox embed`).
+    pub fn embed_inputs(&self, texts: &[String], files: &[PathBuf]) -> Result<Vec<Embedded>> {
+        let mut out = Vec::with_capacity(texts.len() + files.len());
+        if !texts.is_empty() {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let model = self.query_model_name().unwrap_or_else(|| self.model_name());
+            for (t, v) in texts.iter().zip(self.embed_query_texts(&refs)?) {
+                out.push(Embedded {
+                    input: t.clone(),
+                    kind: EmbeddedKind::Text,
+                    model: model.clone(),
+                    embedding: v,
+                });
+            }
+        }
+        for f in files {
+            out.push(Embedded {
+                input: display_path(f),
+                kind: EmbeddedKind::Image,
+                model: self.model_name(),
+                embedding: self.embed_image_file(f)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The combined, normalized query vector of a request, in the space of the model searches
+    /// answer from ([`Library::search_model`]).
     pub fn query_vector(&self, req: &SearchRequest) -> Result<Vec<f32>> {
-        let clip = self.clip()?;
+        let clip = self.search_clip(&self.search_model()?)?;
+        self.query_vector_with(&clip, req)
+    }
+
+    /// The query vector in `clip`'s space: text terms through the query model when `clip` is the
+    /// configured model and one is set, else through `clip`'s text tower.
+    fn query_vector_with(&self, clip: &Clip, req: &SearchRequest) -> Result<Vec<f32>> {
         let mut terms = match &req.query {
             Some(q) if !q.trim().is_empty() => search::parse_query(q)?,
             _ => Vec::new(),
@@ -62,12 +104,17 @@ impl Library {
         }
         let texts = search::text_terms(&terms);
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let mut text_vecs = self.embed_query_texts(&refs)?.into_iter();
+        let text_vecs = if clip.name() == self.model_name() {
+            self.embed_query_texts(&refs)?
+        } else {
+            clip.embed_texts(&refs)?
+        };
+        let mut text_vecs = text_vecs.into_iter();
         let mut acc = vec![0f32; clip.dim()];
         for t in &terms {
             let v = match &t.kind {
                 TermKind::Text(_) => text_vecs.next().expect("one vector per text"),
-                TermKind::Image(p) => self.embed_image_file(p)?,
+                TermKind::Image(p) => self.embed_image_file_with(clip, p)?,
             };
             for (a, x) in acc.iter_mut().zip(&v) {
                 *a += t.weight * x;
@@ -139,9 +186,16 @@ impl Library {
         };
         let use_clip = matches!(mode, SearchMode::Clip | SearchMode::Hybrid);
         let use_captions = mode == SearchMode::Text || (mode == SearchMode::Hybrid && has_captions);
+        // The model searches answer from (the configured one, or an older one while the
+        // configured one is still embedding the library).
+        let serving = self.search_model()?;
         // The index and models load (once per process) before the clock starts.
         if use_clip {
-            self.prepare_search()?;
+            self.prepare_search_for(&serving)?;
+            if serving == self.model_name() {
+                // The query model too, when one is set.
+                self.query_encoder()?;
+            }
         }
         if use_captions {
             self.text_encoder()?;
@@ -150,9 +204,12 @@ impl Library {
         let model = match mode {
             SearchMode::Text => self.text_model_name(),
             SearchMode::Keyword => String::new(),
-            _ => self.model_name(),
+            _ => serving.clone(),
         };
-        let query_model = if use_clip && terms.iter().any(|t| matches!(t.kind, TermKind::Text(_))) {
+        let query_model = if use_clip
+            && serving == self.model_name()
+            && terms.iter().any(|t| matches!(t.kind, TermKind::Text(_)))
+        {
             self.query_model_name()
         } else {
             None
@@ -166,8 +223,7 @@ impl Library {
             place_filter: place_filter.clone(),
             results: Vec::new(),
         };
-        let Some(ModelRef { id: model_id, dim }) = self.catalog.find_model(&self.model_name())?
-        else {
+        let Some(ModelRef { id: model_id, dim }) = self.catalog.find_model(&serving)? else {
             return Ok(empty(start));
         };
         let limit = req.limit.max(1);
@@ -202,8 +258,9 @@ impl Library {
         let clip_ranked = if !use_clip {
             Vec::new()
         } else {
-            let query = self.query_vector(req)?;
-            self.ensure_index(model_id, dim)?;
+            let clip = self.search_clip(&serving)?;
+            let query = self.query_vector_with(&clip, req)?;
+            self.ensure_index(&serving, model_id, dim)?;
             above(self.clip_rank(model_id, &query, depth, allowed.as_ref())?)
         };
         let text_ranked = if !use_captions {
@@ -462,4 +519,23 @@ pub struct PlaceCount {
     pub country: String,
     pub country_code: String,
     pub count: usize,
+}
+
+/// What was embedded (`shoebox embed --json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddedKind {
+    Text,
+    Image,
+}
+
+/// One input's embedding (`shoebox embed --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Embedded {
+    pub input: String,
+    pub kind: EmbeddedKind,
+    /// The model that embedded it (the query model for texts when one is set).
+    pub model: String,
+    /// L2-normalized.
+    pub embedding: Vec<f32>,
 }

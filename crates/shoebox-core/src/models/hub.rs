@@ -137,6 +137,23 @@ fn cache_dir() -> PathBuf {
     hf_hub::Cache::from_env().path().clone()
 }
 
+/// The hub ids of the models in the Hugging Face cache (`models--owner--name` folders), sorted.
+pub fn cached_ids() -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(cache_dir()) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let id = name.strip_prefix("models--")?.replacen("--", "/", 1);
+            is_repo_id(&id).then_some(id)
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// A model's folder in the cache: `models--owner--name`.
 fn repo_dir(cache: &Path, id: &str) -> PathBuf {
     cache.join(format!("models--{}", id.replace('/', "--")))

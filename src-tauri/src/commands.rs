@@ -37,6 +37,14 @@ pub async fn get_state(core: State<'_, Core>) -> ApiResult<AppState> {
 }
 
 #[tauri::command]
+pub async fn model_menu(
+    core: State<'_, Core>,
+) -> ApiResult<Vec<shoebox_core::models::menu::MenuEntry>> {
+    let core = core.inner().clone();
+    blocking(move || Ok(core.model_menu())).await
+}
+
+#[tauri::command]
 pub async fn status(core: State<'_, Core>) -> ApiResult<Status> {
     let core = core.inner().clone();
     blocking(move || core.status()).await

@@ -589,6 +589,12 @@ impl Core {
         lock(&self.0.models).clone()
     }
 
+    /// The model menu Settings offers (as `shoebox models list`): known-good models, what each is
+    /// for, and whether its files are in the local Hugging Face cache.
+    pub fn model_menu(&self) -> Vec<shoebox_core::models::menu::MenuEntry> {
+        shoebox_core::models::menu::menu()
+    }
+
     // ---- settings ----
 
     pub fn settings(&self) -> Settings {

@@ -44,6 +44,7 @@ macro_rules! app_commands {
             commands::photo,
             commands::tags,
             commands::save_settings,
+            commands::model_menu,
             commands::compare_files,
             #[cfg(debug_assertions)]
             commands::test_drop,

@@ -911,3 +911,96 @@ fn photo_protocol_serves_the_file_it_checked() {
         );
     }
 }
+
+#[test]
+fn switching_the_search_model_embeds_in_the_background_and_never_loses_search() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    let first = fixture_settings(&lib);
+    let photos = tmp.path().join("photos");
+    shape_folder(&photos, 12);
+    let rec = Arc::new(Recorder::default());
+    let core = Core::new(lib.clone(), rec.clone());
+    let indexed = || {
+        rec.events("library-changed")
+            .iter()
+            .filter(|e| e["reason"] == "indexed")
+            .count()
+    };
+    core.start();
+    let picked = core
+        .grant_picked(&photos, FolderUse::Library, &mut no_question)
+        .unwrap()
+        .unwrap();
+    core.add_folder(&picked).unwrap();
+    let coverage = |id: &str| {
+        let st = core.status().unwrap();
+        st.models
+            .iter()
+            .find(|m| std::path::Path::new(&m.id).ends_with(id))
+            .map(|m| (m.embedded, m.of))
+    };
+    wait_until("indexing with clip-dev", Duration::from_secs(120), || {
+        core.activity().state == ActivityState::Watching && coverage("clip-dev") == Some((12, 12))
+    });
+    let args = SearchArgs {
+        query: Some("a photo of a red circle".into()),
+        limit: Some(5),
+        ..Default::default()
+    };
+    let before = core.search(&args).unwrap();
+    assert!(before.model.ends_with("clip-dev"), "{}", before.model);
+
+    // The menu Settings offers: every kind, the default search model among them.
+    let menu = core.model_menu();
+    for kind in ["image-text", "query", "caption", "sentence"] {
+        assert!(
+            menu.iter()
+                .any(|m| serde_json::to_value(m.kind).unwrap() == kind),
+            "no {kind} model on the menu"
+        );
+    }
+    assert!(menu.iter().any(|m| m.id == "openai/clip-vit-base-patch32"));
+
+    // Switch to the GELU OpenCLIP fixture: searches answer at once (from clip-dev until the new
+    // model covers the library), then from the new one.
+    let open = Settings {
+        clip_model: fixtures()
+            .join("models/openclip-dev")
+            .to_string_lossy()
+            .into(),
+        ..first.clone()
+    };
+    core.save_settings(open).unwrap();
+    let during = core.search(&args).unwrap();
+    assert_eq!(during.results.len(), 5);
+    wait_until(
+        "embedding with openclip-dev",
+        Duration::from_secs(120),
+        || {
+            core.activity().state == ActivityState::Watching
+                && coverage("openclip-dev") == Some((12, 12))
+        },
+    );
+    let after = core.search(&args).unwrap();
+    assert!(after.model.ends_with("openclip-dev"), "{}", after.model);
+    assert_eq!(after.results.len(), 5);
+    assert_eq!(coverage("clip-dev"), Some((12, 12)), "kept");
+
+    // Back to clip-dev: its embeddings are still there, so nothing is embedded again.
+    let runs = indexed();
+    core.save_settings(first).unwrap();
+    wait_until(
+        "the writer after switching back",
+        Duration::from_secs(120),
+        || indexed() > runs && core.activity().state == ActivityState::Watching,
+    );
+    assert_eq!(core.activity().last_index.unwrap().embedded, 0);
+    let back = core.search(&args).unwrap();
+    assert!(back.model.ends_with("clip-dev") && !back.model.ends_with("openclip-dev"));
+    let ids = |r: &shoebox_core::search::SearchResponse| {
+        r.results.iter().map(|h| h.path.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&back), ids(&before));
+    core.shutdown();
+}

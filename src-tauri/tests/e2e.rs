@@ -704,6 +704,21 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
             .filter(|s| s.ends_with("clip-dev"))
             .map(str::to_string)
     });
+    // The model menu fills the model fields' suggestions; the library's coverage is listed.
+    let menu = d.wait("the model menu and coverage", 20, |d| {
+        let v = d.exec(
+            "return [document.querySelectorAll('#ml-image-text option').length, \
+             document.querySelectorAll('#s-menu tbody tr').length, \
+             document.querySelector('#s-coverage').textContent]",
+            json!([]),
+        );
+        (v[0].as_u64()? > 0 && v[1].as_u64()? > 0 && v[2].as_str()?.contains("clip-dev"))
+            .then_some(v)
+    });
+    assert!(
+        menu[2].as_str().unwrap().contains("searches answer from this one"),
+        "{menu}"
+    );
     d.screenshot("07-settings");
 
     // Sort a folder outside the library into labels: preview, copy, undo.

@@ -635,6 +635,36 @@ async function loadSettings() {
     $('#s-ocr').value = s.ocr;
     $('#s-ocr-langs').value = s.ocrLangs;
   } catch (e) { showError(e, 'Reading the settings'); }
+  loadModelMenu();
+}
+
+const KIND_LABEL = {
+  'image-text': 'search (images and text)', query: 'queries in other languages',
+  caption: 'captions', sentence: 'tags and caption search',
+};
+
+/** The model menu (datalists under the model fields, and the table) and this library's coverage. */
+async function loadModelMenu() {
+  try {
+    const menu = await call('model_menu');
+    for (const kind of Object.keys(KIND_LABEL)) {
+      $(`#ml-${kind}`).replaceChildren(...menu.filter((m) => m.kind === kind)
+        .map((m) => el('option', { value: m.id, label: m.note })));
+    }
+    $('#s-menu tbody').replaceChildren(...menu.map((m) => el('tr', { dataset: { id: m.id } },
+      el('td', {}, el('code', { textContent: m.id }), m.cached ? ' (downloaded)' : ''),
+      el('td', { textContent: KIND_LABEL[m.kind] || m.kind }),
+      el('td', { textContent: m.languages }),
+      el('td', { textContent: m.size_mb ? `${m.size_mb} MB` : '' }),
+      el('td', { textContent: m.note }))));
+  } catch (e) { showError(e, 'Reading the model menu'); }
+  try {
+    const st = await call('status');
+    $('#s-coverage').replaceChildren(...(st.models || []).map((m) => el('li', { dataset: { id: m.id } },
+      el('code', { textContent: m.id }),
+      ` — ${m.embedded} of ${m.of} photos embedded`,
+      m.id === st.search_model ? ' (searches answer from this one)' : '')));
+  } catch (e) { showError(e, 'Reading the library status'); }
 }
 
 $('#settings-form').addEventListener('submit', async (e) => {

@@ -716,7 +716,10 @@ fn e2e_app_searches_opens_finds_similar_and_takes_drops() {
             .then_some(v)
     });
     assert!(
-        menu[2].as_str().unwrap().contains("searches answer from this one"),
+        menu[2]
+            .as_str()
+            .unwrap()
+            .contains("searches answer from this one"),
         "{menu}"
     );
     d.screenshot("07-settings");

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_places.sql"),
     include_str!("../../migrations/0005_originals_duplicates.sql"),
     include_str!("../../migrations/0006_ocr_keywords.sql"),
+    include_str!("../../migrations/0007_failed_index.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

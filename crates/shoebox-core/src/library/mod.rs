@@ -143,6 +143,9 @@ pub struct Library {
     /// Other image–text models opened to answer searches while the configured one is still
     /// embedding the library.
     fallback_clips: std::sync::Mutex<Vec<std::sync::Arc<Clip>>>,
+    /// The last answer of [`Library::search_model`] and the catalog state it was read from
+    /// (generation, photos, failed): counting embeddings per model costs milliseconds at 100k.
+    serving: std::sync::Mutex<Option<((i64, u64, u64), String)>>,
     _lock: Option<std::fs::File>,
     /// What a RAW file beside a JPEG of the same name is (scans use it).
     raw_mode: scan::RawMode,
@@ -165,6 +168,7 @@ impl Library {
             index: None,
             index_model: None,
             fallback_clips: Default::default(),
+            serving: Default::default(),
             _lock: None,
             raw_mode: crate::options::env_raw_mode()?.unwrap_or_default(),
         })
@@ -258,6 +262,20 @@ impl Library {
     /// photo the library can read (or when no other model has); until then the newest other model
     /// that has (switching models loses no search while the new one embeds).
     pub fn search_model(&self) -> Result<String> {
+        let counts = self.catalog.counts(None)?;
+        let key = (self.catalog.generation()?, counts.total, counts.failed);
+        let mut cached = self.serving.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, name)) = cached.as_ref() {
+            if *k == key {
+                return Ok(name.clone());
+            }
+        }
+        let name = self.search_model_now()?;
+        *cached = Some((key, name.clone()));
+        Ok(name)
+    }
+
+    fn search_model_now(&self) -> Result<String> {
         let configured = self.model_name();
         let coverage = self.model_coverage()?;
         let covers = |c: &ModelCoverage| c.of > 0 && c.embedded >= c.of;

@@ -57,6 +57,7 @@ fn check_parity(name: &str, family: Family) {
         .map(|t| t["text"].as_str().unwrap())
         .collect();
     let batched = clip.embed_texts(&texts).unwrap();
+    let (mut text_worst, mut image_worst, mut pixel_worst) = (0f32, 0f32, 0f32);
     for (i, t) in r["texts"].as_array().unwrap().iter().enumerate() {
         assert_eq!(
             clip.tokenize(texts[i]).unwrap(),
@@ -72,6 +73,7 @@ fn check_parity(name: &str, family: Family) {
             "{name}: text {:?}: max |Δ| {d1} / batched {d2}",
             texts[i]
         );
+        text_worst = text_worst.max(d1).max(d2);
     }
 
     // Image embeddings from the reference pixel tensors.
@@ -88,6 +90,7 @@ fn check_parity(name: &str, family: Family) {
         let got = clip.embed_pixels(&[values]).unwrap().remove(0);
         let d = max_diff(&got, &floats(&img["embedding"]));
         assert!(d < 1e-4, "{name}: {key}: max |Δ| {d}");
+        image_worst = image_worst.max(d);
         from_pixels.push(got);
     }
     // A batch gives the same as one by one.
@@ -135,6 +138,7 @@ fn check_parity(name: &str, family: Family) {
             dp < 1e-4,
             "{name}: {file}: pixel values differ by up to {dp}"
         );
+        pixel_worst = pixel_worst.max(dp);
         let ours = clip.embed_pixels(&[ours_px]).unwrap().remove(0);
         let theirs = floats(&img["embedding"]);
         for t in &text_embs {
@@ -142,6 +146,11 @@ fn check_parity(name: &str, family: Family) {
         }
     }
     assert!(worst < 5e-3, "{name}: worst score difference {worst}");
+    // The figures the closing notes quote (`cargo test --test families -- --nocapture`).
+    eprintln!(
+        "{name}: max |Δ| per component: text {text_worst:.1e}, image {image_worst:.1e}; \
+         PNG pixels {pixel_worst:.1e}; scores through our decode {worst:.1e}"
+    );
 
     let scale = r["logit_scale_exp"].as_f64().unwrap() as f32;
     assert!((clip.logit_scale() - scale).abs() < 1e-3 * scale, "{name}");
@@ -161,6 +170,9 @@ fn openclip_gelu_is_not_computed_as_quick_gelu() {
     let r = reference_of("openclip-dev");
     let gap = r["max_component_diff_vs_quick_gelu"].as_f64().unwrap();
     assert!(gap > 2e-4, "{gap}");
+    eprintln!(
+        "openclip-dev vs the same weights under quick_gelu (transformers): max |Δ| {gap:.1e}"
+    );
     let text = "a photo of a red circle";
     let a = load("openclip-dev").embed_texts(&[text]).unwrap().remove(0);
     let b = load_clip().embed_texts(&[text]).unwrap().remove(0);
@@ -210,6 +222,7 @@ fn multilingual_query_encoder_matches_sentence_transformers() {
         .map(|t| t["text"].as_str().unwrap())
         .collect();
     let batched = enc.embed(&texts).unwrap();
+    let mut worst = 0f32;
     for (i, t) in r["texts"].as_array().unwrap().iter().enumerate() {
         assert_eq!(
             enc.tokenize(texts[i]).unwrap(),
@@ -221,7 +234,9 @@ fn multilingual_query_encoder_matches_sentence_transformers() {
         let single = enc.embed(&[texts[i]]).unwrap().remove(0);
         let (d1, d2) = (max_diff(&single, &want), max_diff(&batched[i], &want));
         assert!(d1 < 1e-4 && d2 < 1e-4, "{:?}: {d1} / {d2}", texts[i]);
+        worst = worst.max(d1).max(d2);
     }
+    eprintln!("mclip-dev: max |Δ| per component: text {worst:.1e}");
     // Trained into clip-dev's space: a French query lands on CLIP's English prompt.
     let clip = load_clip();
     let prompts = [

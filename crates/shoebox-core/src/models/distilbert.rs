@@ -6,7 +6,9 @@
 //! the exact one, which moves every embedding; hence this implementation.
 
 use candle_core::{Module, Tensor, D};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Embedding, LayerNorm, VarBuilder};
+
+use super::linear::{self, Linear};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -70,13 +72,13 @@ impl Layer {
         let a = vb.pp("attention");
         let f = vb.pp("ffn");
         Ok(Layer {
-            q: candle_nn::linear(c.dim, c.dim, a.pp("q_lin"))?,
-            k: candle_nn::linear(c.dim, c.dim, a.pp("k_lin"))?,
-            v: candle_nn::linear(c.dim, c.dim, a.pp("v_lin"))?,
-            out: candle_nn::linear(c.dim, c.dim, a.pp("out_lin"))?,
+            q: linear::linear(c.dim, c.dim, a.pp("q_lin"))?,
+            k: linear::linear(c.dim, c.dim, a.pp("k_lin"))?,
+            v: linear::linear(c.dim, c.dim, a.pp("v_lin"))?,
+            out: linear::linear(c.dim, c.dim, a.pp("out_lin"))?,
             sa_ln: candle_nn::layer_norm(c.dim, EPS, vb.pp("sa_layer_norm"))?,
-            lin1: candle_nn::linear(c.dim, c.hidden_dim, f.pp("lin1"))?,
-            lin2: candle_nn::linear(c.hidden_dim, c.dim, f.pp("lin2"))?,
+            lin1: linear::linear(c.dim, c.hidden_dim, f.pp("lin1"))?,
+            lin2: linear::linear(c.hidden_dim, c.dim, f.pp("lin2"))?,
             out_ln: candle_nn::layer_norm(c.dim, EPS, vb.pp("output_layer_norm"))?,
             heads: c.n_heads,
             relu: c.activation == "relu",

@@ -10,6 +10,7 @@ pub mod clip;
 pub mod distilbert;
 pub mod generate;
 pub mod hub;
+pub mod linear;
 pub mod menu;
 pub mod preprocess;
 pub mod text;

@@ -11,8 +11,8 @@
 
 use std::path::Path;
 
+use super::linear::Linear;
 use candle_core::{DType, Device, Tensor, D};
-use candle_nn::Linear;
 use candle_transformers::models::bert::{BertModel, Config};
 use serde::Deserialize;
 use serde_json::Value;

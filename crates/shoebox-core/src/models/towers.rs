@@ -8,7 +8,9 @@
 //! tell GELU from quick_gelu on a small model, the parity tests compare per component.
 
 use candle_core::{IndexOp, Module, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv2d, Conv2dConfig, Embedding, LayerNorm, VarBuilder};
+
+use super::linear::{self, Linear};
 
 use crate::error::{Error, Result};
 
@@ -84,10 +86,10 @@ impl Attention {
     fn new(c: &StackConfig, vb: VarBuilder) -> candle_core::Result<Self> {
         let h = c.hidden;
         Ok(Attention {
-            q: candle_nn::linear(h, h, vb.pp("q_proj"))?,
-            k: candle_nn::linear(h, h, vb.pp("k_proj"))?,
-            v: candle_nn::linear(h, h, vb.pp("v_proj"))?,
-            out: candle_nn::linear(h, h, vb.pp("out_proj"))?,
+            q: linear::linear(h, h, vb.pp("q_proj"))?,
+            k: linear::linear(h, h, vb.pp("k_proj"))?,
+            v: linear::linear(h, h, vb.pp("v_proj"))?,
+            out: linear::linear(h, h, vb.pp("out_proj"))?,
             heads: c.heads,
             scale: ((h / c.heads) as f64).powf(-0.5),
         })
@@ -133,8 +135,8 @@ struct Mlp {
 impl Mlp {
     fn new(c: &StackConfig, vb: VarBuilder) -> candle_core::Result<Self> {
         Ok(Mlp {
-            fc1: candle_nn::linear(c.hidden, c.intermediate, vb.pp("fc1"))?,
-            fc2: candle_nn::linear(c.intermediate, c.hidden, vb.pp("fc2"))?,
+            fc1: linear::linear(c.hidden, c.intermediate, vb.pp("fc1"))?,
+            fc2: linear::linear(c.intermediate, c.hidden, vb.pp("fc2"))?,
             act: c.act,
         })
     }
@@ -268,7 +270,7 @@ impl ClipText {
             embeddings: TextEmbeddings::new(vocab, positions, c.hidden, t.pp("embeddings"))?,
             stack: Stack::new(c, t.pp("encoder"))?,
             final_ln: candle_nn::layer_norm(c.hidden, c.eps, t.pp("final_layer_norm"))?,
-            projection: candle_nn::linear_no_bias(c.hidden, projection, vb.pp("text_projection"))?,
+            projection: linear::linear_no_bias(c.hidden, projection, vb.pp("text_projection"))?,
             pooling,
         })
     }
@@ -378,11 +380,7 @@ impl ClipVision {
             pre_ln: candle_nn::layer_norm(c.hidden, c.eps, v.pp("pre_layrnorm"))?,
             stack: Stack::new(c, v.pp("encoder"))?,
             post_ln: candle_nn::layer_norm(c.hidden, c.eps, v.pp("post_layernorm"))?,
-            projection: candle_nn::linear_no_bias(
-                c.hidden,
-                projection,
-                vb.pp("visual_projection"),
-            )?,
+            projection: linear::linear_no_bias(c.hidden, projection, vb.pp("visual_projection"))?,
         })
     }
 }
@@ -424,7 +422,7 @@ impl SiglipText {
             embeddings: TextEmbeddings::new(vocab, positions, c.hidden, t.pp("embeddings"))?,
             stack: Stack::new(c, t.pp("encoder"))?,
             final_ln: candle_nn::layer_norm(c.hidden, c.eps, t.pp("final_layer_norm"))?,
-            head: candle_nn::linear(c.hidden, projection, t.pp("head"))?,
+            head: linear::linear(c.hidden, projection, t.pp("head"))?,
         })
     }
 }
@@ -463,7 +461,7 @@ impl PoolingHead {
             q: part(0)?,
             k: part(1)?,
             v: part(2)?,
-            out: candle_nn::linear(h, h, a.pp("out_proj"))?,
+            out: linear::linear(h, h, a.pp("out_proj"))?,
             heads: c.heads,
             scale: ((h / c.heads) as f64).powf(-0.5),
         };

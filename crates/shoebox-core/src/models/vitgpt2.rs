@@ -3,7 +3,9 @@
 //! (candle has none) with explicit self-attention and cross-attention caches.
 
 use candle_core::{Module, Tensor, D};
-use candle_nn::{layer_norm, Activation, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{layer_norm, Activation, Embedding, LayerNorm, VarBuilder};
+
+use super::linear::{self, Linear};
 use candle_transformers::models::vit;
 use serde::Deserialize;
 
@@ -213,7 +215,7 @@ impl Gpt2Decoder {
         }
         let ln_f = layer_norm(d, eps, t.pp("ln_f"))?;
         let enc_to_dec = if enc_hidden != d {
-            Some(candle_nn::linear(enc_hidden, d, vb.pp("enc_to_dec_proj"))?)
+            Some(linear::linear(enc_hidden, d, vb.pp("enc_to_dec_proj"))?)
         } else {
             None
         };
@@ -308,7 +310,8 @@ impl Decoder for Gpt2Decoder {
         }
         state.pos += 1;
         let h = x.apply(&self.ln_f)?.squeeze(1)?;
-        Ok(h.matmul(&self.wte.embeddings().t()?)?)
+        // The tied head streams the token embeddings once per step (a few rows: see `linear`).
+        Ok(Linear::new(self.wte.embeddings().clone(), None).forward(&h)?)
     }
 }
 
@@ -317,8 +320,8 @@ pub fn conv1d(
     vb: &candle_nn::VarBuilder,
     n_in: usize,
     n_out: usize,
-) -> candle_core::Result<candle_nn::Linear> {
+) -> candle_core::Result<Linear> {
     let w = vb.get((n_in, n_out), "weight")?.t()?.contiguous()?;
     let b = vb.get(n_out, "bias")?;
-    Ok(candle_nn::Linear::new(w, Some(b)))
+    Ok(Linear::new(w, Some(b)))
 }

@@ -22,7 +22,7 @@ pub enum Weights {
 /// A linear layer, plain or over quantized weights.
 #[derive(Debug, Clone)]
 pub enum Lin {
-    F32(candle_nn::Linear),
+    F32(super::linear::Linear),
     Quantized(quantized_nn::Linear),
 }
 
@@ -61,7 +61,7 @@ impl Weights {
     /// A linear layer `[out, in]` + bias.
     pub fn linear(&self, n_in: usize, n_out: usize) -> candle_core::Result<Lin> {
         match self {
-            Weights::F32(vb) => Ok(Lin::F32(candle_nn::linear(n_in, n_out, vb.clone())?)),
+            Weights::F32(vb) => Ok(Lin::F32(super::linear::linear(n_in, n_out, vb.clone())?)),
             Weights::Quantized(vb) => Ok(Lin::Quantized(quantized_nn::linear(
                 n_in,
                 n_out,
@@ -72,7 +72,7 @@ impl Weights {
 
     /// A linear layer over an existing `[out, in]` weight (a tied head) and this bias.
     pub fn tied(&self, weight: Tensor, bias: &str, n_out: usize) -> candle_core::Result<Lin> {
-        Ok(Lin::F32(candle_nn::Linear::new(
+        Ok(Lin::F32(super::linear::Linear::new(
             weight,
             Some(self.get(n_out, bias)?),
         )))

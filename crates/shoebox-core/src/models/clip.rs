@@ -480,9 +480,17 @@ impl Clip {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let t = pixel_batch(batch, self.image_size(), &self.device)?;
-        let feats = self.vision_tower()?.forward(&t)?;
-        to_normalized_rows(&feats)
+        let vision = self.vision_tower()?;
+        let run = |part: &[Vec<f32>]| -> Result<Vec<Vec<f32>>> {
+            let t = pixel_batch(part, self.image_size(), &self.device)?;
+            to_normalized_rows(&vision.forward(&t)?)
+        };
+        if self.device.is_cpu() {
+            // Two or more images per part: the products stay large enough to run at speed.
+            super::parallel::split_batch(batch, 2, run)
+        } else {
+            run(batch)
+        }
     }
 
     /// Embed texts; L2-normalized.

@@ -17,11 +17,51 @@ pub const SMALL_ROWS: usize = 32;
 /// Weight rows per parallel task (enough work per task, enough tasks for the threads).
 const ROWS_PER_TASK: usize = 64;
 
+/// An activation `Linear::forward_act` applies in the same pass as the bias, computed as candle's
+/// own ops compute it (so fusing changes no result).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// x·σ(1.702x)
+    QuickGelu,
+    /// The exact, erf-based GELU.
+    GeluErf,
+    /// The tanh approximation of GELU.
+    GeluTanh,
+}
+
+impl Act {
+    #[inline(always)]
+    fn f(self, v: f32) -> f32 {
+        match self {
+            Act::QuickGelu => v * (1.0 / (1.0 + (-(v * 1.702)).exp())),
+            Act::GeluErf => {
+                (candle_core::cpu::erf::erf_f32(v * std::f32::consts::FRAC_1_SQRT_2) + 1.0)
+                    * 0.5
+                    * v
+            }
+            Act::GeluTanh => {
+                const SQRT_TWO_OVER_PI: f32 = 0.797_884_6;
+                0.5 * v * (1.0 + f32::tanh(SQRT_TWO_OVER_PI * v * (1.0 + 0.044715 * v * v)))
+            }
+        }
+    }
+
+    /// The same with candle's ops (devices other than the CPU).
+    pub(crate) fn apply(self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Act::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
+            Act::GeluErf => xs.gelu_erf(),
+            Act::GeluTanh => xs.gelu(),
+        }
+    }
+}
+
 /// `y = x·Wᵀ + b`, with W stored as (out, in) as in PyTorch and safetensors.
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
+    /// Devices other than the CPU, and other dtypes.
     inner: candle_nn::Linear,
 }
 
@@ -34,12 +74,19 @@ impl Linear {
         }
     }
 
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
+    /// `act(x·Wᵀ + b)`: on the CPU the bias and the activation take one pass over the product
+    /// (candle's element-wise ops take one pass each, some on one thread).
+    pub fn forward_act(&self, x: &Tensor, act: Act) -> candle_core::Result<Tensor> {
+        match self.forward_cpu(x, Some(act))? {
+            Some(y) => Ok(y),
+            None => act.apply(&self.inner.forward(x)?),
+        }
     }
 
-    /// The streaming kernel's answer, when it applies: f32 on the CPU, a few rows, contiguous.
-    fn forward_small(&self, x: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    /// The product on the CPU (f32): the streaming kernel for a few rows, else the GEMM called
+    /// directly (so it runs single-threaded inside a `parallel::split_batch` part and across the
+    /// threads elsewhere), then bias and activation in one pass. None: not on the CPU in f32.
+    fn forward_cpu(&self, x: &Tensor, act: Option<Act>) -> candle_core::Result<Option<Tensor>> {
         let dims = x.dims();
         let Some((&k, lead)) = dims.split_last() else {
             return Ok(None);
@@ -49,7 +96,6 @@ impl Linear {
             || x.dtype() != DType::F32
             || self.weight.dtype() != DType::F32
             || rows == 0
-            || rows > SMALL_ROWS
         {
             return Ok(None);
         }
@@ -57,14 +103,20 @@ impl Linear {
         if wk != k {
             return Ok(None); // let candle report the shape error
         }
-        let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
         let bias: Option<Vec<f32>> = match &self.bias {
             Some(b) => Some(b.to_vec1()?),
             None => None,
         };
-        let out = with_f32(&self.weight, |w| {
-            product_small(&xs, rows, k, w, n, bias.as_deref())
-        })?;
+        let mut out = with_f32(x, |xs| {
+            with_f32(&self.weight, |w| {
+                if rows <= SMALL_ROWS {
+                    product_small(xs, rows, k, w, n)
+                } else {
+                    product_gemm(xs, rows, k, w, n)
+                }
+            })
+        })??;
+        finish(&mut out, n, bias.as_deref(), act);
         let mut shape = lead.to_vec();
         shape.push(n);
         Tensor::from_vec(out, shape, x.device()).map(Some)
@@ -73,11 +125,73 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self.forward_small(x)? {
+        match self.forward_cpu(x, None)? {
             Some(y) => Ok(y),
             None => self.inner.forward(x),
         }
     }
+}
+
+/// Add the bias to each row of `out` (rows × n) and apply the activation, in one pass.
+fn finish(out: &mut [f32], n: usize, bias: Option<&[f32]>, act: Option<Act>) {
+    if bias.is_none() && act.is_none() {
+        return;
+    }
+    let row = |r: &mut [f32]| match (bias, act) {
+        (Some(b), Some(a)) => r.iter_mut().zip(b).for_each(|(v, b)| *v = a.f(*v + b)),
+        (Some(b), None) => r.iter_mut().zip(b).for_each(|(v, b)| *v += b),
+        (None, Some(a)) => r.iter_mut().for_each(|v| *v = a.f(*v)),
+        (None, None) => {}
+    };
+    if out.len() < 1 << 14 || crate::models::parallel::in_part() {
+        out.chunks_exact_mut(n).for_each(row);
+    } else {
+        out.par_chunks_mut(n * 8)
+            .for_each(|c| c.chunks_exact_mut(n).for_each(row));
+    }
+}
+
+/// The GEMM's threads: none inside a `split_batch` part (the part is one thread's share), all
+/// of them elsewhere.
+fn gemm_threads() -> gemm::Parallelism {
+    if crate::models::parallel::in_part() {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    }
+}
+
+/// `x` (rows × k) times `w`ᵀ (`w`: n × k), as rows × n, by the GEMM, reading `w` in place.
+fn product_gemm(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
+    assert_eq!(x.len(), rows * k);
+    assert_eq!(w.len(), n * k);
+    let mut out = vec![0f32; rows * n];
+    // SAFETY: dst is rows × n (row stride n), lhs rows × k (row stride k), and rhs, k × n, is
+    // `w` read transposed (row stride 1, column stride k); all three are inside their slices.
+    unsafe {
+        gemm::gemm(
+            rows,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            k as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm_threads(),
+        );
+    }
+    out
 }
 
 /// `prefix.weight` (out, in) and `prefix.bias` (out).
@@ -113,15 +227,8 @@ fn with_f32<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> T) -> candle_core::Result<T
     Ok(f(&v))
 }
 
-/// `x` (rows × k) times `w`ᵀ (`w`: n × k) plus `bias`, as rows × n.
-pub fn product_small(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    w: &[f32],
-    n: usize,
-    bias: Option<&[f32]>,
-) -> Vec<f32> {
+/// `x` (rows × k) times `w`ᵀ (`w`: n × k), as rows × n, streaming `w` once.
+pub fn product_small(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
     debug_assert_eq!(x.len(), rows * k);
     debug_assert_eq!(w.len(), n * k);
     // Transposed first (each task writes one contiguous block), then laid out as rows × n.
@@ -132,9 +239,8 @@ pub fn product_small(
         .for_each(|(o, wb)| dots(x, rows, k, wb, o));
     let mut out = vec![0f32; rows * n];
     for j in 0..n {
-        let b = bias.map_or(0.0, |b| b[j]);
         for i in 0..rows {
-            out[i * n + j] = out_t[j * rows + i] + b;
+            out[i * n + j] = out_t[j * rows + i];
         }
     }
     out
@@ -302,7 +408,13 @@ mod tests {
     #[test]
     fn streaming_kernels_match_the_gemm() {
         let dev = Device::Cpu;
-        for (rows, k, n) in [(1, 512, 2048), (9, 768, 70), (3, 37, 5), (32, 64, 130)] {
+        for (rows, k, n) in [
+            (1, 512, 2048),
+            (9, 768, 70),
+            (3, 37, 5),
+            (32, 64, 130),
+            (70, 96, 50),
+        ] {
             let x = Tensor::randn(0f32, 1.0, (rows, k), &dev).unwrap();
             let w = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
             let b = Tensor::randn(0f32, 1.0, n, &dev).unwrap();

@@ -2,6 +2,7 @@
 //! image preprocessing, generation, and the model implementations (CLIP / OpenCLIP / SigLIP, BLIP,
 //! ViT-GPT2, sentence encoders).
 
+pub mod attention;
 pub mod batch;
 pub mod blip;
 pub mod caption;
@@ -12,6 +13,7 @@ pub mod generate;
 pub mod hub;
 pub mod linear;
 pub mod menu;
+pub mod parallel;
 pub mod preprocess;
 pub mod text;
 pub mod towers;

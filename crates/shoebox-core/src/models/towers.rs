@@ -40,11 +40,11 @@ impl Activation {
         }
     }
 
-    fn apply(self, xs: &Tensor) -> candle_core::Result<Tensor> {
+    fn fused(self) -> linear::Act {
         match self {
-            Activation::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
-            Activation::Gelu => xs.gelu_erf(),
-            Activation::GeluTanh => xs.gelu(),
+            Activation::QuickGelu => linear::Act::QuickGelu,
+            Activation::Gelu => linear::Act::GeluErf,
+            Activation::GeluTanh => linear::Act::GeluTanh,
         }
     }
 }
@@ -110,9 +110,13 @@ impl Attention {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = split((q_in.apply(&self.q)? * self.scale)?, nq)?;
-        let k = split(kv_in.apply(&self.k)?, nk)?;
-        let v = split(kv_in.apply(&self.v)?, nk)?;
+        let q = (q_in.apply(&self.q)? * self.scale)?;
+        let k = kv_in.apply(&self.k)?;
+        let v = kv_in.apply(&self.v)?;
+        if let Some(o) = super::attention::attend(&q, &k, &v, self.heads, mask)? {
+            return o.apply(&self.out);
+        }
+        let (q, k, v) = (split(q, nq)?, split(k, nk)?, split(v, nk)?);
         let mut w = q.matmul(&k.t()?)?;
         if let Some(m) = mask {
             w = w.broadcast_add(m)?;
@@ -142,7 +146,7 @@ impl Mlp {
     }
 
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        self.act.apply(&xs.apply(&self.fc1)?)?.apply(&self.fc2)
+        self.fc1.forward_act(xs, self.act.fused())?.apply(&self.fc2)
     }
 }
 
@@ -523,7 +527,35 @@ mod tests {
     #[test]
     fn activations_are_transformers_formulas() {
         let x = Tensor::new(&[-2.0f32, -0.5, 0.0, 0.7, 3.0], &Device::Cpu).unwrap();
-        let got = |a: Activation| a.apply(&x).unwrap().to_vec1::<f32>().unwrap();
+        // Through a linear layer (identity weight, zero bias) on both of its CPU paths (a few
+        // rows: the streaming kernel; many: the GEMM), which fuse the activation, and through
+        // candle's ops (other devices): all three must give the formula.
+        let dev = Device::Cpu;
+        let id = linear::Linear::new(
+            Tensor::eye(5, candle_core::DType::F32, &dev).unwrap(),
+            Some(Tensor::zeros(5, candle_core::DType::F32, &dev).unwrap()),
+        );
+        let paths = |a: Activation| -> Vec<Vec<f32>> {
+            let mut out: Vec<Vec<f32>> = [1usize, 40]
+                .iter()
+                .map(|&rows| {
+                    let xr = x.unsqueeze(0).unwrap().repeat((rows, 1)).unwrap();
+                    let y = id.forward_act(&xr, a.fused()).unwrap();
+                    y.i(rows - 1).unwrap().to_vec1::<f32>().unwrap()
+                })
+                .collect();
+            out.push(a.fused().apply(&x).unwrap().to_vec1::<f32>().unwrap());
+            out
+        };
+        let got = |a: Activation| {
+            let p = paths(a);
+            for other in &p[1..] {
+                for (u, v) in p[0].iter().zip(other) {
+                    assert!((u - v).abs() < 1e-6, "{a:?}: {u} vs {v}");
+                }
+            }
+            p[0].clone()
+        };
         let xs = [-2.0f64, -0.5, 0.0, 0.7, 3.0];
         let erf_gelu = |v: f64| 0.5 * v * (1.0 + libm_erf(v / 2f64.sqrt()));
         let tanh_gelu = |v: f64| {

@@ -1,0 +1,193 @@
+//! Multi-head attention on the CPU in one kernel: for each image or text and each head, scores
+//! QKᵀ, the additive mask, softmax and the product with V, reading Q, K and V where the
+//! projections wrote them ((batch, tokens, hidden), heads side by side) and writing each head's
+//! output straight into its columns. No per-head transposes, no copies, one task per head.
+
+use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
+
+/// A pointer that may cross threads: the tasks below write disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: each task writes only its own (batch, head) block of the buffer.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+/// softmax(q·kᵀ + mask)·v per head, for `q` (b, nq, hidden) already scaled, `k` and `v`
+/// (b, nk, hidden), and `mask` (1, 1, nq, nk) additive. None where this kernel does not apply
+/// (not the CPU, not f32): the caller uses candle's ops.
+pub fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    mask: Option<&Tensor>,
+) -> candle_core::Result<Option<Tensor>> {
+    if !matches!(q.device(), Device::Cpu)
+        || [q, k, v].iter().any(|t| t.dtype() != DType::F32)
+        || mask.is_some_and(|m| {
+            m.dtype() != DType::F32 || m.dims4().map_or(true, |d| d.0 != 1 || d.1 != 1)
+        })
+    {
+        return Ok(None);
+    }
+    let (b, nq, hidden) = q.dims3()?;
+    let (_, nk, _) = k.dims3()?;
+    let hd = hidden / heads;
+    let qs: Vec<f32> = q.flatten_all()?.to_vec1()?;
+    let ks: Vec<f32> = k.flatten_all()?.to_vec1()?;
+    let vs: Vec<f32> = v.flatten_all()?.to_vec1()?;
+    let ms: Option<Vec<f32>> = match mask {
+        Some(m) => Some(m.flatten_all()?.to_vec1()?),
+        None => None,
+    };
+    let mut out = vec![0f32; b * nq * hidden];
+    let dst = Out(out.as_mut_ptr());
+    let task = |t: usize| {
+        let (bi, h) = (t / heads, t % heads);
+        let mut p = vec![0f32; nq * nk];
+        // SAFETY: all offsets stay inside the (b, n, hidden) buffers; the destination block
+        // (rows of batch bi, columns h·hd..(h+1)·hd) belongs to this task alone.
+        unsafe {
+            gemm::gemm(
+                nq,
+                nk,
+                hd,
+                p.as_mut_ptr(),
+                1,
+                nk as isize,
+                false,
+                qs.as_ptr().add(bi * nq * hidden + h * hd),
+                1,
+                hidden as isize,
+                ks.as_ptr().add(bi * nk * hidden + h * hd),
+                hidden as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        for (i, row) in p.chunks_exact_mut(nk).enumerate() {
+            if let Some(m) = &ms {
+                row.iter_mut()
+                    .zip(&m[i * nk..(i + 1) * nk])
+                    .for_each(|(s, m)| *s += m);
+            }
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for s in row.iter_mut() {
+                *s = (*s - max).exp();
+                sum += *s;
+            }
+            row.iter_mut().for_each(|s| *s /= sum);
+        }
+        let d = dst;
+        unsafe {
+            gemm::gemm(
+                nq,
+                hd,
+                nk,
+                d.0.add(bi * nq * hidden + h * hd),
+                1,
+                hidden as isize,
+                false,
+                p.as_ptr(),
+                1,
+                nk as isize,
+                vs.as_ptr().add(bi * nk * hidden + h * hd),
+                1,
+                hidden as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    };
+    if super::parallel::in_part() {
+        (0..b * heads).for_each(task);
+    } else {
+        (0..b * heads).into_par_iter().for_each(task);
+    }
+    Tensor::from_vec(out, (b, nq, hidden), q.device()).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// candle's ops, step by step: the reference the kernel must match.
+    fn reference(
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        mask: Option<&Tensor>,
+    ) -> Tensor {
+        let (b, nq, hidden) = q.dims3().unwrap();
+        let nk = k.dim(1).unwrap();
+        let hd = hidden / heads;
+        let split = |t: &Tensor, n: usize| {
+            t.reshape((b, n, heads, hd))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+        };
+        let mut w = split(q, nq).matmul(&split(k, nk).t().unwrap()).unwrap();
+        if let Some(m) = mask {
+            w = w.broadcast_add(m).unwrap();
+        }
+        let w = candle_nn::ops::softmax_last_dim(&w).unwrap();
+        w.matmul(&split(v, nk))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((b, nq, hidden))
+            .unwrap()
+    }
+
+    #[test]
+    fn fused_attention_matches_candle_ops_with_and_without_mask_and_in_split_batches() {
+        let dev = Device::Cpu;
+        for (b, nq, nk, hidden, heads) in [(3, 7, 7, 32, 4), (2, 1, 9, 24, 3), (4, 50, 50, 64, 8)] {
+            let q = Tensor::randn(0f32, 1.0, (b, nq, hidden), &dev).unwrap();
+            let k = Tensor::randn(0f32, 1.0, (b, nk, hidden), &dev).unwrap();
+            let v = Tensor::randn(0f32, 1.0, (b, nk, hidden), &dev).unwrap();
+            let causal: Vec<f32> = (0..nq)
+                .flat_map(|i| (0..nk).map(move |j| if j > i { f32::MIN } else { 0.0 }))
+                .collect();
+            let causal = Tensor::from_vec(causal, (1, 1, nq, nk), &dev).unwrap();
+            for mask in [None, Some(&causal)] {
+                let want: Vec<f32> = reference(&q, &k, &v, heads, mask)
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                let got = attend(&q, &k, &v, heads, mask).unwrap().expect("CPU f32");
+                let got: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+                let worst = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst < 1e-5, "{b}×{nq}×{nk}×{hidden}/{heads}: {worst}");
+                // The same inside the parts of a split batch (single-threaded there).
+                let items: Vec<usize> = (0..4).collect();
+                let parts = crate::models::parallel::split_batch(&items, 2, |_| {
+                    let t = attend(&q, &k, &v, heads, mask)?.expect("CPU f32");
+                    Ok::<_, candle_core::Error>(vec![t.flatten_all()?.to_vec1::<f32>()?])
+                })
+                .unwrap();
+                assert!(parts.iter().all(|p| p == &got));
+            }
+        }
+    }
+}

@@ -27,6 +27,9 @@ for lib in cudart cublas cublasLt curand; do
   if [ -n "$f" ] && [ ! -e "$ROOT/lib/lib$lib.so" ]; then ln -s "$(basename "$f")" "$ROOT/lib/lib$lib.so"; fi
 done
 export CUDA_ROOT="$ROOT" CUDA_PATH="$ROOT" NVCC="$ROOT/bin/nvcc"
+# cudarc 0.19 (candle's CUDA bindings) knows toolkits up to 13.4 and links them at run time: newer
+# wheels build against the 13.4 API.
+export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13040}
 export PATH="$ROOT/bin:$PATH"
 export LD_LIBRARY_PATH="$ROOT/lib64:${LD_LIBRARY_PATH:-}"
 export LIBRARY_PATH="$ROOT/lib64:${LIBRARY_PATH:-}"

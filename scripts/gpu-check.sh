@@ -22,7 +22,7 @@ ROOT=$("$VENV/bin/python" -c 'import nvidia, os; print(os.path.join(list(nvidia.
 [ -x "$ROOT/bin/nvcc" ] || { echo "gpu-check: no nvcc in $ROOT/bin" >&2; exit 1; }
 # candle's build looks for lib64/ and for unversioned library names.
 [ -e "$ROOT/lib64" ] || ln -s lib "$ROOT/lib64"
-for lib in cudart cublas cublasLt curand; do
+for lib in cudart cublas cublasLt curand nvrtc; do
   f=$(ls "$ROOT/lib/lib$lib.so."* 2>/dev/null | head -n1 || true)
   if [ -n "$f" ] && [ ! -e "$ROOT/lib/lib$lib.so" ]; then ln -s "$(basename "$f")" "$ROOT/lib/lib$lib.so"; fi
 done
@@ -32,7 +32,20 @@ export CUDA_ROOT="$ROOT" CUDA_PATH="$ROOT" NVCC="$ROOT/bin/nvcc"
 export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13040}
 export PATH="$ROOT/bin:$PATH"
 export LD_LIBRARY_PATH="$ROOT/lib64:${LD_LIBRARY_PATH:-}"
-export LIBRARY_PATH="$ROOT/lib64:${LIBRARY_PATH:-}"
+# The driver library (libcuda) comes with the NVIDIA driver, not with the wheels: link against an
+# empty stub whose soname is the driver's, so the binary loads the real one where it runs.
+# The stub defines every driver function cudarc (candle's bindings) declares.
+STUBS="$VENV/stubs"
+if [ ! -e "$STUBS/libcuda.so" ]; then
+  cargo fetch --locked >/dev/null
+  CUDARC_VERSION=$(grep -A1 '^name = "cudarc"' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+  CUDARC_SRC=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-"$CUDARC_VERSION" | head -n1)
+  mkdir -p "$STUBS"
+  grep -ohE '\bfn cu[A-Z][A-Za-z0-9_]*' "$CUDARC_SRC/src/driver/sys/mod.rs" | sort -u \
+    | sed 's/^fn \(.*\)$/int \1(void) { return 999; }/' > "$STUBS/stub.c"
+  cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$STUBS/libcuda.so" "$STUBS/stub.c"
+fi
+export LIBRARY_PATH="$ROOT/lib64:$STUBS:${LIBRARY_PATH:-}"
 "$NVCC" --version | tail -n1
 
 HAS_GPU=0

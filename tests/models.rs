@@ -238,6 +238,22 @@ fn switching_models_keeps_search_answering_and_switching_back_embeds_nothing() {
     let clip = model("clip-dev");
     let open = model("openclip-dev");
 
+    // A CLIP-only search with openclip-dev configured.
+    let red_circle = || {
+        json(with_model(
+            &lib,
+            "openclip-dev",
+            &[
+                "search",
+                "a photo of a red circle",
+                "--mode",
+                "clip",
+                "--limit",
+                "2",
+                "--json",
+            ],
+        ))
+    };
     // Switched, nothing embedded with the new model yet: searches answer from clip-dev.
     let st = json(with_model(&lib, "openclip-dev", &["status", "--json"]));
     let models = st["models"].as_array().unwrap();
@@ -246,19 +262,7 @@ fn switching_models_keeps_search_answering_and_switching_back_embeds_nothing() {
     assert_eq!(entry(&clip)["of"], 30);
     assert_eq!(entry(&open)["embedded"], 0);
     assert_eq!(st["search_model"], clip.as_str());
-    let r = json(with_model(
-        &lib,
-        "openclip-dev",
-        &[
-            "search",
-            "a photo of a red circle",
-            "--mode",
-            "clip",
-            "--limit",
-            "2",
-            "--json",
-        ],
-    ));
+    let r = red_circle();
     assert_eq!(r["model"], clip.as_str());
     for p in paths(&r) {
         assert_eq!(label_of(&labels, &p), ("red", "circle"));
@@ -266,19 +270,7 @@ fn switching_models_keeps_search_answering_and_switching_back_embeds_nothing() {
 
     // Once the new model covers the library, it answers.
     ok(with_model(&lib, "openclip-dev", &["index"]));
-    let r = json(with_model(
-        &lib,
-        "openclip-dev",
-        &[
-            "search",
-            "a photo of a red circle",
-            "--mode",
-            "clip",
-            "--limit",
-            "2",
-            "--json",
-        ],
-    ));
+    let r = red_circle();
     assert_eq!(r["model"], open.as_str());
 
     // Back to clip-dev: its embeddings are all there, nothing to embed.

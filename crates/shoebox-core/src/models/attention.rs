@@ -6,6 +6,9 @@
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
+use super::linear::{matmul, with_f32};
+use super::parallel::in_part;
+
 /// A pointer that may cross threads: the tasks below write disjoint parts of one buffer.
 #[derive(Clone, Copy)]
 struct Out(*mut f32);
@@ -34,87 +37,67 @@ pub fn attend(
     let (b, nq, hidden) = q.dims3()?;
     let (_, nk, _) = k.dims3()?;
     let hd = hidden / heads;
-    let qs: Vec<f32> = q.flatten_all()?.to_vec1()?;
-    let ks: Vec<f32> = k.flatten_all()?.to_vec1()?;
-    let vs: Vec<f32> = v.flatten_all()?.to_vec1()?;
     let ms: Option<Vec<f32>> = match mask {
         Some(m) => Some(m.flatten_all()?.to_vec1()?),
         None => None,
     };
     let mut out = vec![0f32; b * nq * hidden];
     let dst = Out(out.as_mut_ptr());
-    let task = |t: usize| {
-        let (bi, h) = (t / heads, t % heads);
-        let mut p = vec![0f32; nq * nk];
-        // SAFETY: all offsets stay inside the (b, n, hidden) buffers; the destination block
-        // (rows of batch bi, columns h·hd..(h+1)·hd) belongs to this task alone.
-        unsafe {
-            gemm::gemm(
-                nq,
-                nk,
-                hd,
-                p.as_mut_ptr(),
-                1,
-                nk as isize,
-                false,
-                qs.as_ptr().add(bi * nq * hidden + h * hd),
-                1,
-                hidden as isize,
-                ks.as_ptr().add(bi * nk * hidden + h * hd),
-                hidden as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-        for (i, row) in p.chunks_exact_mut(nk).enumerate() {
-            if let Some(m) = &ms {
-                row.iter_mut()
-                    .zip(&m[i * nk..(i + 1) * nk])
-                    .for_each(|(s, m)| *s += m);
-            }
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for s in row.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
-            row.iter_mut().for_each(|s| *s /= sum);
-        }
-        let d = dst;
-        unsafe {
-            gemm::gemm(
-                nq,
-                hd,
-                nk,
-                d.0.add(bi * nq * hidden + h * hd),
-                1,
-                hidden as isize,
-                false,
-                p.as_ptr(),
-                1,
-                nk as isize,
-                vs.as_ptr().add(bi * nk * hidden + h * hd),
-                1,
-                hidden as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-    };
-    if super::parallel::in_part() {
-        (0..b * heads).for_each(task);
-    } else {
-        (0..b * heads).into_par_iter().for_each(task);
-    }
+    // Q, K and V are read where the projections wrote them (copied only if strided).
+    with_f32(q, |qs| {
+        with_f32(k, |ks| {
+            with_f32(v, |vs| {
+                let task = |t: usize| {
+                    let (bi, h) = (t / heads, t % heads);
+                    let mut p = vec![0f32; nq * nk];
+                    // SAFETY: all offsets stay inside the (b, n, hidden) buffers; `p` is this
+                    // task's, and so is the destination block (rows of batch bi, columns
+                    // h·hd..(h+1)·hd).
+                    unsafe {
+                        // Scores: q_h (nq × hd) · k_hᵀ (hd × nk, k_h read transposed).
+                        matmul(
+                            (nq, nk, hd),
+                            (p.as_mut_ptr(), nk),
+                            (qs.as_ptr().add(bi * nq * hidden + h * hd), hidden, 1),
+                            (ks.as_ptr().add(bi * nk * hidden + h * hd), 1, hidden),
+                            gemm::Parallelism::None,
+                        );
+                    }
+                    for (i, row) in p.chunks_exact_mut(nk).enumerate() {
+                        if let Some(m) = &ms {
+                            row.iter_mut()
+                                .zip(&m[i * nk..(i + 1) * nk])
+                                .for_each(|(s, m)| *s += m);
+                        }
+                        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        let mut sum = 0f32;
+                        for s in row.iter_mut() {
+                            *s = (*s - max).exp();
+                            sum += *s;
+                        }
+                        row.iter_mut().for_each(|s| *s /= sum);
+                    }
+                    let d = dst;
+                    // SAFETY: as above.
+                    unsafe {
+                        // This head's output: p (nq × nk) · v_h (nk × hd).
+                        matmul(
+                            (nq, hd, nk),
+                            (d.0.add(bi * nq * hidden + h * hd), hidden),
+                            (p.as_ptr(), nk, 1),
+                            (vs.as_ptr().add(bi * nk * hidden + h * hd), hidden, 1),
+                            gemm::Parallelism::None,
+                        );
+                    }
+                };
+                if in_part() {
+                    (0..b * heads).for_each(task);
+                } else {
+                    (0..b * heads).into_par_iter().for_each(task);
+                }
+            })
+        })
+    })???;
     Tensor::from_vec(out, (b, nq, hidden), q.device()).map(Some)
 }
 

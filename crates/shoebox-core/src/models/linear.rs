@@ -169,29 +169,55 @@ fn product_gemm(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize) -> Vec<f3
     // SAFETY: dst is rows × n (row stride n), lhs rows × k (row stride k), and rhs, k × n, is
     // `w` read transposed (row stride 1, column stride k); all three are inside their slices.
     unsafe {
+        matmul(
+            (rows, n, k),
+            (out.as_mut_ptr(), n),
+            (x.as_ptr(), k, 1),
+            (w.as_ptr(), 1, k),
+            gemm_threads(),
+        )
+    };
+    out
+}
+
+/// `dst = lhs · rhs` for an (m, n, k) product, each matrix given by its first element and its
+/// strides: `dst` (pointer, row stride; columns adjacent), `lhs` and `rhs` (pointer, row stride,
+/// column stride). Overwrites `dst`.
+///
+/// # Safety
+/// Every element the strides reach must lie inside its allocation, and `dst` must not overlap
+/// the operands or memory another thread writes.
+pub(crate) unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs): (*mut f32, usize),
+    (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
+    (rhs, rhs_rs, rhs_cs): (*const f32, usize, usize),
+    threads: gemm::Parallelism,
+) {
+    // SAFETY: as the caller promised.
+    unsafe {
         gemm::gemm(
-            rows,
+            m,
             n,
             k,
-            out.as_mut_ptr(),
+            dst,
             1,
-            n as isize,
+            dst_rs as isize,
             false,
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            k as isize,
-            1,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
             0.0,
             1.0,
             false,
             false,
             false,
-            gemm_threads(),
-        );
+            threads,
+        )
     }
-    out
 }
 
 /// `prefix.weight` (out, in) and `prefix.bias` (out).
@@ -213,7 +239,7 @@ pub fn linear_no_bias(
 
 /// Run `f` on a contiguous f32 CPU tensor's values without copying them (copying only when the
 /// tensor is a strided view).
-fn with_f32<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> T) -> candle_core::Result<T> {
+pub(crate) fn with_f32<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> T) -> candle_core::Result<T> {
     let (storage, layout) = t.storage_and_layout();
     if let (candle_core::Storage::Cpu(cpu), Some((start, end))) =
         (&*storage, layout.contiguous_offsets())
@@ -228,7 +254,7 @@ fn with_f32<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> T) -> candle_core::Result<T
 }
 
 /// `x` (rows × k) times `w`ᵀ (`w`: n × k), as rows × n, streaming `w` once.
-pub fn product_small(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
+fn product_small(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
     debug_assert_eq!(x.len(), rows * k);
     debug_assert_eq!(w.len(), n * k);
     // Transposed first (each task writes one contiguous block), then laid out as rows × n.

@@ -6,7 +6,7 @@ use clap::Args;
 
 use shoebox_bench::{Arch, BenchOptions, BenchReport};
 use shoebox_core::index::HnswParams;
-use shoebox_core::models::DeviceChoice;
+use shoebox_core::options::ModelOptions;
 use shoebox_core::pipeline::PipelineOptions;
 
 #[derive(Args, Debug)]
@@ -57,9 +57,7 @@ pub struct BenchArgs {
 /// Run the bench and print its report.
 pub fn run(
     a: &BenchArgs,
-    clip_model: &str,
-    caption_model: &str,
-    device: DeviceChoice,
+    m: &ModelOptions,
     quiet: bool,
 ) -> Result<()> {
     let random_weights = a
@@ -70,13 +68,14 @@ pub fn run(
     let defaults = PipelineOptions::default();
     let hnsw = HnswParams::default();
     let opts = BenchOptions {
-        clip_model: clip_model.to_string(),
-        caption_model: Some(caption_model.to_string()),
+        clip_model: m.clip_model.clone(),
+        caption_model: Some(m.caption_model.clone()),
         text_model: a.bert_model.clone(),
         random_weights,
         photos: a.photos,
         vectors: a.vectors,
-        device,
+        device: m.device,
+        precision: m.precision,
         exe: std::env::current_exe().ok(),
         pipeline: PipelineOptions {
             batch_size: a.batch_size.unwrap_or(defaults.batch_size).max(1),

@@ -18,7 +18,7 @@ use shoebox_core::files::display_path;
 use shoebox_core::library::{DuplicatesRequest, OcrMode, OcrOptions, Status};
 use shoebox_core::models::caption::CaptionOptions;
 use shoebox_core::models::hub::DownloadProgress;
-use shoebox_core::models::DeviceChoice;
+use shoebox_core::models::{DeviceChoice, Precision};
 use shoebox_core::options::{self, ModelOptions};
 use shoebox_core::pipeline::{PipelineOptions, Progress};
 use shoebox_core::scan::RawMode;
@@ -55,6 +55,11 @@ struct Cli {
     /// Compute device: auto, cpu, cuda or metal [env: SHOEBOX_DEVICE] [default: auto]
     #[arg(long, global = true, value_name = "DEVICE", value_parser = engine_value::<DeviceChoice>)]
     device: Option<DeviceChoice>,
+    /// How the encoders hold and multiply their weights on the CPU: f32, or q8 (int8: a quarter
+    /// of the memory, faster where the CPU has int8 dot products) [env: SHOEBOX_PRECISION]
+    /// [default: f32]
+    #[arg(long, global = true, value_name = "PRECISION", value_parser = engine_value::<Precision>)]
+    precision: Option<Precision>,
     /// A RAW file beside a JPEG of the same name: `pair` (the JPEG is the photo, the RAW its
     /// original) or `separate` (both are photos) [env: SHOEBOX_RAW] [default: pair]
     #[arg(long, global = true, value_name = "MODE", value_parser = engine_value::<RawMode>)]
@@ -395,6 +400,10 @@ fn models(cli: &Cli) -> Result<ModelOptions> {
         Some(d) => d,
         None => options::env_device()?.unwrap_or_default(),
     };
+    m.precision = match cli.precision {
+        Some(p) => p,
+        None => options::env_precision()?.unwrap_or_default(),
+    };
     if let Some(v) = &cli.clip_model {
         m.clip_model = v.clone();
     }
@@ -429,6 +438,7 @@ fn open(cli: &Cli) -> Result<Library> {
         text_model: m.text_model,
         query_model: m.query_model,
         device: m.device,
+        precision: m.precision,
         downloads: download_progress(cli),
     })?;
     if let Some(mode) = cli.raw {
@@ -664,7 +674,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Classify(args) => classify(cli, args)?,
         Command::Bench(args) => {
             let m = models(cli)?;
-            bench::run(args, &m.clip_model, &m.caption_model, m.device, cli.quiet)?
+            bench::run(args, &m, cli.quiet)?
         }
         Command::Models { action } => match action {
             ModelsAction::List { json } => {

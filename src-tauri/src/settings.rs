@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use shoebox_core::library::{OcrMode, OcrOptions, ENV_OCR, ENV_OCR_LANGS};
-use shoebox_core::models::DeviceChoice;
+use shoebox_core::models::{DeviceChoice, Precision};
 use shoebox_core::options::{self, ModelOptions};
 use shoebox_core::scan::RawMode;
 use shoebox_core::LibraryOptions;
@@ -29,6 +29,8 @@ pub struct Settings {
     pub query_model: String,
     /// auto, cpu, cuda or metal.
     pub device: String,
+    /// f32 or q8 (int8 encoders on the CPU). `SHOEBOX_PRECISION` overrides it.
+    pub precision: String,
     /// Caption photos in the background while the app is open.
     pub background_captions: bool,
     /// A RAW file beside a JPEG of the same name is a photo of its own (otherwise the JPEG is the
@@ -106,6 +108,7 @@ impl Settings {
             text_model: m.text_model.clone(),
             query_model: m.query_model.clone().unwrap_or_default(),
             device: m.device.as_str().into(),
+            precision: m.precision.as_str().into(),
             background_captions,
             raw_separate,
             ocr: OcrMode::default().as_str().into(),
@@ -130,12 +133,14 @@ impl Settings {
             text_model: self.text_model.trim().to_string(),
             query_model: Some(self.query_model.trim().to_string()).filter(|q| !q.is_empty()),
             device: self.device.parse().unwrap_or_default(),
+            precision: self.precision.parse().unwrap_or_default(),
         }
     }
 
     /// Check values a person typed.
     pub fn validate(&self) -> ApiResult<()> {
         self.device.parse::<DeviceChoice>()?;
+        self.precision.parse::<Precision>()?;
         self.ocr.parse::<OcrMode>()?;
         shoebox_core::ocr::parse_langs(&self.ocr_langs)?;
         for (what, v) in [
@@ -175,6 +180,7 @@ impl Settings {
             text_model: m.text_model,
             query_model: m.query_model,
             device: m.device,
+            precision: m.precision,
             downloads: Default::default(),
         }
     }

@@ -630,6 +630,7 @@ async function loadSettings() {
     $('#s-text').value = s.textModel;
     $('#s-query').value = s.queryModel;
     $('#s-device').value = s.device;
+    $('#s-precision').value = s.precision;
     $('#s-captions').checked = s.backgroundCaptions;
     $('#s-raw').checked = s.rawSeparate;
     $('#s-ocr').value = s.ocr;
@@ -675,7 +676,7 @@ $('#settings-form').addEventListener('submit', async (e) => {
       settings: {
         clipModel: $('#s-clip').value, captionModel: $('#s-caption').value, textModel: $('#s-text').value,
         queryModel: $('#s-query').value,
-        device: $('#s-device').value, backgroundCaptions: $('#s-captions').checked,
+        device: $('#s-device').value, precision: $('#s-precision').value, backgroundCaptions: $('#s-captions').checked,
         rawSeparate: $('#s-raw').checked, ocr: $('#s-ocr').value, ocrLangs: $('#s-ocr-langs').value,
       },
     });

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use shoebox_core::index::HnswParams;
 use shoebox_core::models::clip::DEFAULT_CLIP_MODEL;
-use shoebox_core::models::DeviceChoice;
+use shoebox_core::models::{DeviceChoice, Precision};
 use shoebox_core::pipeline::PipelineOptions;
 
 use crate::random_weights::Arch;
@@ -30,6 +30,8 @@ pub struct BenchOptions {
     /// Random unit vectors for the query and HNSW figures.
     pub vectors: usize,
     pub device: DeviceChoice,
+    /// How the encoders hold their weights (CPU).
+    pub precision: Precision,
     /// The `shoebox` binary, to time a fresh process's first query; None: timed in this process.
     pub exe: Option<PathBuf>,
     /// Batch size and decode threads of the indexing pipeline.
@@ -54,6 +56,7 @@ impl Default for BenchOptions {
             photos: 16,
             vectors: 10_000,
             device: DeviceChoice::Auto,
+            precision: Precision::F32,
             exe: None,
             pipeline: PipelineOptions::default(),
             hnsw: HnswParams::default(),

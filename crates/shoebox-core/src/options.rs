@@ -1,6 +1,6 @@
 //! Where a library and its models come from when a person does not say: the environment variables
 //! both front ends read (`SHOEBOX_LIBRARY`, `SHOEBOX_CLIP_MODEL`, `SHOEBOX_CAPTION_MODEL`,
-//! `SHOEBOX_TEXT_MODEL`, `SHOEBOX_QUERY_MODEL`, `SHOEBOX_DEVICE`) and the built-in defaults. Precedence everywhere: defaults
+//! `SHOEBOX_TEXT_MODEL`, `SHOEBOX_QUERY_MODEL`, `SHOEBOX_DEVICE`, `SHOEBOX_PRECISION`) and the built-in defaults. Precedence everywhere: defaults
 //! < saved settings (the app) < environment < command-line flags (the CLI).
 
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::models::caption::DEFAULT_CAPTION_MODEL;
 use crate::models::clip::DEFAULT_CLIP_MODEL;
 use crate::models::text::DEFAULT_TEXT_MODEL;
-use crate::models::DeviceChoice;
+use crate::models::{DeviceChoice, Precision};
 
 pub const ENV_LIBRARY: &str = "SHOEBOX_LIBRARY";
 pub const ENV_CLIP_MODEL: &str = "SHOEBOX_CLIP_MODEL";
@@ -18,6 +18,8 @@ pub const ENV_TEXT_MODEL: &str = "SHOEBOX_TEXT_MODEL";
 /// A text encoder trained into the CLIP model's space, for queries in other languages.
 pub const ENV_QUERY_MODEL: &str = "SHOEBOX_QUERY_MODEL";
 pub const ENV_DEVICE: &str = "SHOEBOX_DEVICE";
+/// `f32` or `q8`: how the encoders hold and multiply their weights on the CPU.
+pub const ENV_PRECISION: &str = "SHOEBOX_PRECISION";
 /// `pair` (a RAW beside a JPEG of the same name is that JPEG's original) or `separate`.
 pub const ENV_RAW: &str = "SHOEBOX_RAW";
 
@@ -55,6 +57,7 @@ pub struct ModelOptions {
     /// folder; none: the CLIP model's own text tower.
     pub query_model: Option<String>,
     pub device: DeviceChoice,
+    pub precision: Precision,
 }
 
 impl Default for ModelOptions {
@@ -65,6 +68,7 @@ impl Default for ModelOptions {
             text_model: DEFAULT_TEXT_MODEL.into(),
             query_model: None,
             device: DeviceChoice::Auto,
+            precision: Precision::default(),
         }
     }
 }
@@ -82,6 +86,9 @@ impl ModelOptions {
         self.apply_env_models();
         if let Some(d) = env_device()? {
             self.device = d;
+        }
+        if let Some(p) = env_precision()? {
+            self.precision = p;
         }
         Ok(())
     }
@@ -101,6 +108,11 @@ impl ModelOptions {
             self.query_model = Some(v.trim().to_string());
         }
     }
+}
+
+/// The precision `$SHOEBOX_PRECISION` names, if set (an unknown name is an error).
+pub fn env_precision() -> Result<Option<Precision>> {
+    env(ENV_PRECISION).map(|v| v.parse()).transpose()
 }
 
 /// The device `$SHOEBOX_DEVICE` names, if set (an unknown name is an error).

@@ -55,7 +55,9 @@ impl Run<'_> {
         photos: &[PathBuf],
     ) -> Result<(f64, f64, usize)> {
         let t = Instant::now();
-        let clip = Clip::load(&self.clip, &self.device)?;
+        let clip = Clip::open(&self.clip, &self.device)?.with_precision(self.opts.precision);
+        clip.load_text()?;
+        clip.load_vision()?;
         self.note(
             "clip_load_ms",
             json!(round(t.elapsed().as_secs_f64() * 1e3, 1)),

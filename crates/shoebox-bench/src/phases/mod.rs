@@ -116,6 +116,7 @@ impl Run<'_> {
             text_model: shoebox_core::models::text::DEFAULT_TEXT_MODEL.to_string(),
             query_model: None,
             device: self.opts.device,
+            precision: self.opts.precision,
             downloads: Default::default(),
         }
     }
@@ -125,6 +126,7 @@ impl Run<'_> {
         let pipeline = self.opts.pipeline;
         self.note("batch_size", json!(pipeline.batch_size.max(1)));
         self.note("decode_threads", json!(pipeline.decode_threads.max(1)));
+        self.note("precision", json!(self.opts.precision.as_str()));
         self.note("photo_size", json!("4000x3000 JPEG q90 with EXIF"));
         let dot = if self.opts.portable_dot {
             "portable"

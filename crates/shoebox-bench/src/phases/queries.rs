@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use shoebox_core::index::VectorIndex;
-use shoebox_core::models::DeviceChoice;
+use shoebox_core::models::{DeviceChoice, Precision};
 use shoebox_core::search::SearchRequest;
 use shoebox_core::{Error, Library, Result};
 
@@ -153,6 +153,7 @@ impl Run<'_> {
             &library.dir,
             &self.clip.name,
             self.opts.device,
+            self.opts.precision,
             QUERIES[1],
         )?;
         self.note("first_query_exit_ms", json!(round(exit_ms, 1)));
@@ -183,6 +184,7 @@ fn first_query_process(
     lib: &Path,
     model: &str,
     device: DeviceChoice,
+    precision: Precision,
     query: &str,
 ) -> Result<(f64, f64, Option<f64>)> {
     let mut cmd = std::process::Command::new(exe);
@@ -192,6 +194,8 @@ fn first_query_process(
         .arg(model)
         .arg("--device")
         .arg(device_flag(device))
+        .arg("--precision")
+        .arg(precision.as_str())
         .arg("-q")
         .args(["search", query, "--json", "--limit", "10"])
         .env("HF_HUB_OFFLINE", "1")

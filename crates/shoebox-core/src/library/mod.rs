@@ -34,7 +34,7 @@ use crate::index::VectorIndex;
 use crate::models::caption::Captioner;
 use crate::models::clip::{Clip, CLIP_FILES};
 use crate::models::text::TextEncoder;
-use crate::models::{hub, DeviceChoice};
+use crate::models::{hub, DeviceChoice, Precision};
 use crate::pipeline::PipelineReport;
 use crate::scan::{self, ScanReport};
 
@@ -53,6 +53,8 @@ pub struct LibraryOptions {
     /// space, e.g. a multilingual one; none: CLIP's own text tower.
     pub query_model: Option<String>,
     pub device: DeviceChoice,
+    /// How the encoders hold and multiply their weights (CPU).
+    pub precision: Precision,
     /// How model downloads show progress (terminal bars, reports to the app, or nothing).
     pub downloads: hub::DownloadProgress,
 }
@@ -253,7 +255,8 @@ impl Library {
     pub fn clip(&self) -> Result<&Clip> {
         get_or_load(&self.clip, || {
             let dir = hub::resolve(&self.opts.clip_model, CLIP_FILES, &self.opts.downloads)?;
-            Clip::open(&dir, &self.opts.device.device()?).map(std::sync::Arc::new)
+            Clip::open(&dir, &self.opts.device.device()?)
+                .map(|c| std::sync::Arc::new(c.with_precision(self.opts.precision)))
         })
         .map(|c| &**c)
     }
@@ -332,7 +335,9 @@ impl Library {
             return Ok(c.clone());
         }
         let dir = hub::resolve(name, CLIP_FILES, &self.opts.downloads)?;
-        let clip = std::sync::Arc::new(Clip::open(&dir, &self.opts.device.device()?)?);
+        let clip = std::sync::Arc::new(
+            Clip::open(&dir, &self.opts.device.device()?)?.with_precision(self.opts.precision),
+        );
         held.push(clip.clone());
         Ok(clip)
     }

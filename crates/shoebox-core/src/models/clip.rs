@@ -18,6 +18,7 @@ use super::batch::{pixel_batch, tokenize, tokenize_padded};
 use super::checked::checked_var_builder;
 use super::hub::ModelDir;
 use super::preprocess::ImageProcessor;
+use super::Precision;
 use super::towers::{
     Activation, ClipText, ClipVision, EosPooling, SiglipText, SiglipVision, StackConfig,
     VisionGeometry,
@@ -142,6 +143,7 @@ impl ImageTextConfig {
                 heads: j.num_attention_heads.unwrap_or(heads),
                 act: Activation::parse(part, j.hidden_act.as_deref().unwrap_or(act_default))?,
                 eps: j.layer_norm_eps.unwrap_or(eps_default),
+                precision: Precision::F32,
             };
             s.check(part)?;
             Ok::<_, Error>(s)
@@ -379,6 +381,23 @@ impl Clip {
             logit_scale,
             logit_bias,
         })
+    }
+
+    /// Run both towers' transformer stacks at `precision` from now on (towers already loaded
+    /// load again on next use).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        if precision != self.precision() {
+            self.config.text.precision = precision;
+            self.config.vision.precision = precision;
+            self.text = OnceLock::new();
+            self.vision = OnceLock::new();
+        }
+        self
+    }
+
+    /// The precision the towers run at.
+    pub fn precision(&self) -> Precision {
+        self.config.vision.precision
     }
 
     /// Load the text tower now (if not yet loaded).

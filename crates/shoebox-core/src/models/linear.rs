@@ -7,9 +7,14 @@
 //! memory-mapped safetensors layout (out × in, row-major), and dotted with every input row while it
 //! is in L1, so a short query runs at memory bandwidth.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
+
+use super::q8::Q8Matrix;
+use super::Precision;
 
 /// At most this many rows take the streaming kernel; more go to the GEMM.
 pub const SMALL_ROWS: usize = 32;
@@ -59,19 +64,53 @@ impl Act {
 /// `y = x·Wᵀ + b`, with W stored as (out, in) as in PyTorch and safetensors.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
-    /// Devices other than the CPU, and other dtypes.
-    inner: candle_nn::Linear,
+}
+
+#[derive(Debug, Clone)]
+enum Weight {
+    F32 {
+        weight: Tensor,
+        /// Devices other than the CPU, and other dtypes.
+        inner: candle_nn::Linear,
+    },
+    /// Quantized for the `q8` precision (CPU, f32 inputs only).
+    Q8(Arc<Q8Matrix>),
 }
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
         Linear {
-            inner: candle_nn::Linear::new(weight.clone(), bias.clone()),
-            weight,
+            weight: Weight::F32 {
+                inner: candle_nn::Linear::new(weight.clone(), bias.clone()),
+                weight,
+            },
             bias,
         }
+    }
+
+    /// This layer at `precision`: `q8` quantizes an f32 CPU weight (and lets the f32 one go);
+    /// anything else stays as it is.
+    pub fn with_precision(self, precision: Precision) -> candle_core::Result<Self> {
+        match (&self.weight, precision) {
+            (Weight::F32 { weight, .. }, Precision::Q8)
+                if matches!(weight.device(), Device::Cpu) && weight.dtype() == DType::F32 =>
+            {
+                let (n, k) = weight.dims2()?;
+                let q = with_f32(weight, |w| Q8Matrix::quantize(w, n, k))?;
+                Ok(Linear {
+                    weight: Weight::Q8(Arc::new(q)),
+                    bias: self.bias,
+                })
+            }
+            _ => Ok(self),
+        }
+    }
+
+    /// Whether the weights are held in int8.
+    pub fn is_q8(&self) -> bool {
+        matches!(self.weight, Weight::Q8(_))
     }
 
     /// `act(x·Wᵀ + b)`: on the CPU the bias and the activation take one pass over the product
@@ -79,43 +118,56 @@ impl Linear {
     pub fn forward_act(&self, x: &Tensor, act: Act) -> candle_core::Result<Tensor> {
         match self.forward_cpu(x, Some(act))? {
             Some(y) => Ok(y),
-            None => act.apply(&self.inner.forward(x)?),
+            None => act.apply(&self.forward(x)?),
         }
     }
 
     /// The product on the CPU (f32): the streaming kernel for a few rows, else the GEMM called
     /// directly (so it runs single-threaded inside a `parallel::split_batch` part and across the
-    /// threads elsewhere), then bias and activation in one pass. None: not on the CPU in f32.
+    /// threads elsewhere), or the int8 product for a q8 layer; then bias and activation in one
+    /// pass. None: not on the CPU in f32 (an error for a q8 layer).
     fn forward_cpu(&self, x: &Tensor, act: Option<Act>) -> candle_core::Result<Option<Tensor>> {
         let dims = x.dims();
         let Some((&k, lead)) = dims.split_last() else {
             return Ok(None);
         };
         let rows: usize = lead.iter().product();
-        if !matches!(x.device(), Device::Cpu)
-            || x.dtype() != DType::F32
-            || self.weight.dtype() != DType::F32
-            || rows == 0
-        {
-            return Ok(None);
-        }
-        let (n, wk) = self.weight.dims2()?;
-        if wk != k {
-            return Ok(None); // let candle report the shape error
-        }
+        let cpu_f32 = matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32;
+        let (mut out, n) = match &self.weight {
+            Weight::Q8(q) => {
+                if !cpu_f32 {
+                    candle_core::bail!("q8 layers run on the CPU with f32 inputs");
+                }
+                if q.k() != k {
+                    candle_core::bail!("q8 linear: input width {k}, weight takes {}", q.k());
+                }
+                let threads = !crate::models::parallel::in_part();
+                (with_f32(x, |xs| q.product(xs, rows, threads))?, q.n())
+            }
+            Weight::F32 { weight, .. } => {
+                if !cpu_f32 || weight.dtype() != DType::F32 || rows == 0 {
+                    return Ok(None);
+                }
+                let (n, wk) = weight.dims2()?;
+                if wk != k {
+                    return Ok(None); // let candle report the shape error
+                }
+                let out = with_f32(x, |xs| {
+                    with_f32(weight, |w| {
+                        if rows <= SMALL_ROWS {
+                            product_small(xs, rows, k, w, n)
+                        } else {
+                            product_gemm(xs, rows, k, w, n)
+                        }
+                    })
+                })??;
+                (out, n)
+            }
+        };
         let bias: Option<Vec<f32>> = match &self.bias {
             Some(b) => Some(b.to_vec1()?),
             None => None,
         };
-        let mut out = with_f32(x, |xs| {
-            with_f32(&self.weight, |w| {
-                if rows <= SMALL_ROWS {
-                    product_small(xs, rows, k, w, n)
-                } else {
-                    product_gemm(xs, rows, k, w, n)
-                }
-            })
-        })??;
         finish(&mut out, n, bias.as_deref(), act);
         let mut shape = lead.to_vec();
         shape.push(n);
@@ -127,7 +179,10 @@ impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self.forward_cpu(x, None)? {
             Some(y) => Ok(y),
-            None => self.inner.forward(x),
+            None => match &self.weight {
+                Weight::F32 { inner, .. } => inner.forward(x),
+                Weight::Q8(_) => unreachable!("forward_cpu answers or fails for q8"),
+            },
         }
     }
 }

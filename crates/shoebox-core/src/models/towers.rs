@@ -11,6 +11,7 @@ use candle_core::{IndexOp, Module, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Embedding, LayerNorm, VarBuilder};
 
 use super::linear::{self, Linear};
+use super::Precision;
 
 use crate::error::{Error, Result};
 
@@ -58,6 +59,9 @@ pub struct StackConfig {
     pub heads: usize,
     pub act: Activation,
     pub eps: f64,
+    /// How the stack's linear layers hold their weights (embeddings, norms and the final
+    /// projection stay f32).
+    pub precision: Precision,
 }
 
 impl StackConfig {
@@ -86,10 +90,10 @@ impl Attention {
     fn new(c: &StackConfig, vb: VarBuilder) -> candle_core::Result<Self> {
         let h = c.hidden;
         Ok(Attention {
-            q: linear::linear(h, h, vb.pp("q_proj"))?,
-            k: linear::linear(h, h, vb.pp("k_proj"))?,
-            v: linear::linear(h, h, vb.pp("v_proj"))?,
-            out: linear::linear(h, h, vb.pp("out_proj"))?,
+            q: linear::linear(h, h, vb.pp("q_proj"))?.with_precision(c.precision)?,
+            k: linear::linear(h, h, vb.pp("k_proj"))?.with_precision(c.precision)?,
+            v: linear::linear(h, h, vb.pp("v_proj"))?.with_precision(c.precision)?,
+            out: linear::linear(h, h, vb.pp("out_proj"))?.with_precision(c.precision)?,
             heads: c.heads,
             scale: ((h / c.heads) as f64).powf(-0.5),
         })
@@ -139,8 +143,10 @@ struct Mlp {
 impl Mlp {
     fn new(c: &StackConfig, vb: VarBuilder) -> candle_core::Result<Self> {
         Ok(Mlp {
-            fc1: linear::linear(c.hidden, c.intermediate, vb.pp("fc1"))?,
-            fc2: linear::linear(c.intermediate, c.hidden, vb.pp("fc2"))?,
+            fc1: linear::linear(c.hidden, c.intermediate, vb.pp("fc1"))?
+                .with_precision(c.precision)?,
+            fc2: linear::linear(c.intermediate, c.hidden, vb.pp("fc2"))?
+                .with_precision(c.precision)?,
             act: c.act,
         })
     }

@@ -38,6 +38,7 @@ pub fn open_library(dir: &Path) -> Library {
         text_model: shoebox_core::models::text::DEFAULT_TEXT_MODEL.into(),
         query_model: None,
         device: Default::default(),
+        precision: Default::default(),
         downloads: Default::default(),
     })
     .unwrap()

@@ -55,11 +55,7 @@ pub struct BenchArgs {
 }
 
 /// Run the bench and print its report.
-pub fn run(
-    a: &BenchArgs,
-    m: &ModelOptions,
-    quiet: bool,
-) -> Result<()> {
+pub fn run(a: &BenchArgs, m: &ModelOptions, quiet: bool) -> Result<()> {
     let random_weights = a
         .random_weights
         .iter()

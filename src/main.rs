@@ -963,7 +963,12 @@ fn caption_library(
 
 fn caption_files(cli: &Cli, files: &[PathBuf], opts: CaptionOptions, json: bool) -> Result<()> {
     let m = models(cli)?;
-    let cap = captions::load_captioner(&m.caption_model, m.device, &download_progress(cli))?;
+    let cap = captions::load_captioner(
+        &m.caption_model,
+        m.device,
+        m.precision,
+        &download_progress(cli),
+    )?;
     let mut out = Vec::new();
     let mut failed = 0;
     for f in files {

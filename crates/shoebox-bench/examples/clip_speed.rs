@@ -1,7 +1,8 @@
 //! Image–text encoder speed in a loop, for profilers (`perf record`): image batches through the
 //! vision tower, or one short query at a time through the text tower.
 //! Usage: `cargo run --release -p shoebox-bench --example clip_speed MODEL_DIR [image|text] [SECONDS]`
-//! (MODEL_DIR: any CLIP/SigLIP folder, e.g. the one `scripts/bench-runtimes.py --keep DIR` writes).
+//! (MODEL_DIR: any CLIP/SigLIP folder, e.g. the one `scripts/bench-runtimes.py --keep DIR` writes;
+//! `SHOEBOX_PRECISION=q8` for the int8 towers).
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,14 @@ fn main() {
     let what = args.next().unwrap_or_else(|| "image".into());
     let secs: f64 = args.next().map_or(10.0, |s| s.parse().expect("seconds"));
     let dir = hub::resolve(&dir, CLIP_FILES, &Default::default()).expect("a model folder");
-    let clip = Clip::load(&dir, &candle_core::Device::Cpu).expect("loadable model");
+    let precision = shoebox_core::options::env_precision()
+        .expect("SHOEBOX_PRECISION: f32 or q8")
+        .unwrap_or_default();
+    let clip = Clip::open(&dir, &candle_core::Device::Cpu)
+        .expect("loadable model")
+        .with_precision(precision);
+    clip.load_text().expect("text tower");
+    clip.load_vision().expect("vision tower");
     let until = Duration::from_secs_f64(secs);
     let (mut n, mut best) = (0usize, f64::INFINITY);
     let start = Instant::now();

@@ -13,12 +13,14 @@ use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 use serde_json::{json, Value};
+use shoebox_core::models::bert::{BertConfig, Encoder};
 use shoebox_core::models::blip::{BlipConfig, BlipTextDecoder, BlipVision};
 use shoebox_core::models::caption::DEFAULT_CAPTION_MODEL;
 use shoebox_core::models::clip::{ImageTextConfig, DEFAULT_CLIP_MODEL};
 use shoebox_core::models::hub::ModelDir;
 use shoebox_core::models::vitgpt2::{Gpt2Decoder, VitEncoder, VitGpt2Config};
 use shoebox_core::models::weights::Weights;
+use shoebox_core::models::Precision;
 use shoebox_core::{Error, Result};
 
 use crate::configs::{
@@ -157,13 +159,16 @@ fn record_tensors(arch: Arch) -> Result<BTreeMap<String, Vec<usize>>> {
                     .text_config
                     .encoder_hidden_size
                     .unwrap_or(c.vision_config.hidden_size);
-                BlipVision::new(&c.vision_config, Weights::F32(vb.pp("vision_model")))?;
+                BlipVision::new(
+                    &c.vision_config,
+                    Weights::F32(vb.pp("vision_model"), Precision::F32),
+                )?;
                 // Tied LM head, as the published checkpoint (no cls.predictions.decoder.weight).
                 BlipTextDecoder::new(
                     &c.text_config,
                     enc,
                     true,
-                    Weights::F32(vb.pp("text_decoder")),
+                    Weights::F32(vb.pp("text_decoder"), Precision::F32),
                 )?;
             }
             Arch::VitGpt2 => {
@@ -173,10 +178,10 @@ fn record_tensors(arch: Arch) -> Result<BTreeMap<String, Vec<usize>>> {
                 Gpt2Decoder::new(&c.decoder, c.encoder.hidden_size, vb)?;
             }
             Arch::MiniLmL6 => {
-                let cfg: candle_transformers::models::bert::Config =
-                    serde_json::from_str(MINILM_L6_CONFIG)
-                        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-                candle_transformers::models::bert::BertModel::load(vb, &cfg)?;
+                let cfg: BertConfig = serde_json::from_str(MINILM_L6_CONFIG)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                Encoder::bert(&cfg, Precision::F32, vb)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))??;
             }
         }
         Ok(())

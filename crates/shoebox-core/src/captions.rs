@@ -13,7 +13,7 @@ use crate::models::caption::{
     Caption, CaptionOptions, Captioner, CAPTION_CONFIG_FILES, CAPTION_FILES,
 };
 use crate::models::hub::{self, DownloadProgress};
-use crate::models::DeviceChoice;
+use crate::models::{DeviceChoice, Precision};
 
 /// One file's caption (the `caption --json` element shape).
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +47,7 @@ pub struct CaptionReport {
 pub fn load_captioner(
     spec: &str,
     device: DeviceChoice,
+    precision: Precision,
     progress: &DownloadProgress,
 ) -> Result<Captioner> {
     let dir = if hub::is_local(spec) {
@@ -61,7 +62,7 @@ pub fn load_captioner(
     } else {
         hub::resolve(spec, CAPTION_FILES, progress)?
     };
-    Captioner::load(&dir, &device.device()?)
+    Captioner::load_with(&dir, &device.device()?, precision)
 }
 
 /// Make a quantized copy of a BLIP captioner: `dest` gets its config, tokenizer and processor files

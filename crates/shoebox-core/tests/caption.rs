@@ -251,6 +251,7 @@ fn quantized_blip_gguf_still_captions_the_shapes() {
     let cap = shoebox_core::captions::load_captioner(
         dest.to_str().unwrap(),
         Default::default(),
+        Default::default(),
         &Default::default(),
     )
     .unwrap();

@@ -43,7 +43,10 @@ fn check(name: &str) {
     let photos = labels();
     let pixels: Vec<Vec<f32>> = photos
         .iter()
-        .map(|(p, _, _)| f32m.preprocess(&decode_file(p, f32m.decode_short_side()).unwrap().image).unwrap())
+        .map(|(p, _, _)| {
+            f32m.preprocess(&decode_file(p, f32m.decode_short_side()).unwrap().image)
+                .unwrap()
+        })
         .collect();
     let img_f = f32m.embed_pixels(&pixels).unwrap();
     let img_q = q8m.embed_pixels(&pixels).unwrap();
@@ -70,7 +73,10 @@ fn check(name: &str) {
     assert!(wi >= 0.995, "{name}: image embedding cosine {wi}");
     assert!(wt >= 0.995, "{name}: text embedding cosine {wt}");
     // The int8 path ran: the embeddings moved.
-    assert!(img_f.iter().zip(&img_q).any(|(a, b)| a != b), "{name}: q8 = f32 exactly");
+    assert!(
+        img_f.iter().zip(&img_q).any(|(a, b)| a != b),
+        "{name}: q8 = f32 exactly"
+    );
 
     // The same ten photos in the same order, but for photos f32 itself cannot tell apart: the
     // dev set holds ~16 near-identical pictures of each prompt, so ranks inside such a group
@@ -112,4 +118,76 @@ fn q8_keeps_retrieval_siglip() {
 #[test]
 fn q8_keeps_retrieval_siglip2() {
     check("siglip2-dev");
+}
+
+/// The multilingual query encoder (DistilBERT + Dense) at q8: every prompt, in each of its four
+/// languages, within cosine 0.995 of f32, and still nearest its own English CLIP prompt.
+#[test]
+fn q8_query_encoder_stays_close() {
+    use shoebox_core::models::text::{TextEncoder, TEXT_FILES};
+    let dir = hub::resolve(
+        fixtures().join("models/mclip-dev").to_str().unwrap(),
+        TEXT_FILES,
+        &Default::default(),
+    )
+    .unwrap();
+    let cpu = candle_core::Device::Cpu;
+    let f32e = TextEncoder::load_with(&dir, &cpu, Precision::F32).unwrap();
+    let q8e = TextEncoder::load_with(&dir, &cpu, Precision::Q8).unwrap();
+    let texts = [
+        "a photo of a red circle",
+        "une photo d'un carré vert",
+        "ein Foto eines blauen Dreiecks",
+        "una foto de un círculo amarillo",
+        "a photo of a green triangle",
+    ];
+    let (a, b) = (f32e.embed(&texts).unwrap(), q8e.embed(&texts).unwrap());
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| cosine(x, y))
+        .fold(1f32, f32::min);
+    println!("mclip-dev: q8 vs f32 worst cosine {worst:.5}");
+    assert!(worst >= 0.995, "{worst}");
+    assert!(a.iter().zip(&b).any(|(x, y)| x != y), "q8 = f32 exactly");
+}
+
+/// BLIP at q8 (vision encoder and text decoder; the tied word head stays f32) writes the f32
+/// caption for nearly every dev picture, and names color and shape as often.
+#[test]
+fn q8_blip_captions_like_f32() {
+    use shoebox_core::captions::caption_image_file;
+    use shoebox_core::models::caption::{CaptionOptions, Captioner, CAPTION_FILES};
+    let dir = hub::resolve(
+        fixtures().join("models/blip-dev").to_str().unwrap(),
+        CAPTION_FILES,
+        &Default::default(),
+    )
+    .unwrap();
+    let cpu = candle_core::Device::Cpu;
+    let f32c = Captioner::load_with(&dir, &cpu, Precision::F32).unwrap();
+    let q8c = Captioner::load_with(&dir, &cpu, Precision::Q8).unwrap();
+    let opts = CaptionOptions {
+        beams: 1,
+        ..CaptionOptions::default()
+    };
+    let data = labels();
+    let (mut same, mut named) = (0, 0);
+    let mut differ = Vec::new();
+    for (file, color, shape) in data.iter().take(60) {
+        let a = caption_image_file(&f32c, file, &opts).unwrap().text;
+        let b = caption_image_file(&q8c, file, &opts).unwrap().text;
+        if a == b {
+            same += 1;
+        } else {
+            differ.push(format!("{a:?} / {b:?}"));
+        }
+        let words: Vec<&str> = b.split(' ').collect();
+        if words.contains(&color.as_str()) && words.contains(&shape.as_str()) {
+            named += 1;
+        }
+    }
+    println!("blip-dev q8: {same}/60 captions as f32, {named}/60 name color and shape; {differ:?}");
+    assert!(same >= 57, "{same}/60 as f32: {differ:?}");
+    assert!(named >= 57, "{named}/60 name color and shape");
 }

@@ -13,6 +13,7 @@ use common::*;
 use shoebox_core::keyphrase::{candidates, keyphrases};
 use shoebox_core::models::hub;
 use shoebox_core::models::text::{TextEncoder, TEXT_FILES};
+use shoebox_core::models::Precision;
 
 /// The folder fetch-minilm.sh fills by default.
 fn default_cache_dir() -> Option<PathBuf> {
@@ -37,6 +38,10 @@ fn minilm_dir() -> Option<PathBuf> {
 
 /// The encoder, or None (after saying why) when the model is absent outside CI.
 fn load_minilm() -> Option<TextEncoder> {
+    load_minilm_at(Precision::F32)
+}
+
+fn load_minilm_at(precision: Precision) -> Option<TextEncoder> {
     let Some(dir) = minilm_dir() else {
         let msg = "all-MiniLM-L6-v2 not found: run scripts/fetch-minilm.sh and set \
                    SHOEBOX_MINILM_DIR to the folder it prints";
@@ -47,7 +52,7 @@ fn load_minilm() -> Option<TextEncoder> {
         return None;
     };
     let dir = hub::resolve(dir.to_str().unwrap(), TEXT_FILES, &Default::default()).unwrap();
-    Some(TextEncoder::load(&dir, &candle_core::Device::Cpu).unwrap())
+    Some(TextEncoder::load_with(&dir, &candle_core::Device::Cpu, precision).unwrap())
 }
 
 fn minilm_reference() -> serde_json::Value {
@@ -95,6 +100,28 @@ fn minilm_matches_sentence_transformers() {
         );
     }
     assert!(enc.embed(&[]).unwrap().is_empty());
+}
+
+/// Real weights at q8 (int8 BERT layers): every reference sentence within cosine 0.995 of
+/// sentence-transformers' f32 embedding.
+#[test]
+fn minilm_q8_stays_close_to_sentence_transformers() {
+    let Some(enc) = load_minilm_at(Precision::Q8) else {
+        return;
+    };
+    let r = minilm_reference();
+    let sentences = r["sentences"].as_array().unwrap();
+    let texts: Vec<&str> = sentences
+        .iter()
+        .map(|s| s["text"].as_str().unwrap())
+        .collect();
+    let got = enc.embed(&texts).unwrap();
+    let mut worst = 1f32;
+    for (s, g) in sentences.iter().zip(&got) {
+        worst = worst.min(cosine(g, &floats(&s["embedding"])));
+    }
+    eprintln!("all-MiniLM-L6-v2 q8: worst cosine to sentence-transformers {worst:.5}");
+    assert!(worst >= 0.995, "{worst}");
 }
 
 /// A copy of the model folder with the weights renamed by `rename` (None drops the tensor).

@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde_json::json;
 use shoebox_core::decode::decode_file;
 use shoebox_core::models::clip::Clip;
+use shoebox_core::models::Precision;
 use shoebox_core::{Error, Library, Result};
 
 use super::Run;
@@ -101,6 +102,26 @@ impl Run<'_> {
             best = best.min(t.elapsed().as_secs_f64());
         }
         self.note("text_query_ms", json!(round(best * 1e3, 2)));
+
+        if clip.precision() != Precision::F32 {
+            // How far the quantized embeddings are from f32 ones, on these photos and queries.
+            self.progress("comparing embeddings with f32");
+            let reference = Clip::open(&self.clip, &self.device)?;
+            let worst = |a: Vec<Vec<f32>>, b: Vec<Vec<f32>>| {
+                a.iter()
+                    .zip(&b)
+                    .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>())
+                    .fold(1f32, f32::min)
+            };
+            let img = worst(
+                clip.embed_pixels(&pixels)?,
+                reference.embed_pixels(&pixels)?,
+            );
+            let texts = super::queries::QUERIES;
+            let txt = worst(clip.embed_texts(texts)?, reference.embed_texts(texts)?);
+            self.note("min_cosine_to_f32_images", json!(round(img as f64, 5)));
+            self.note("min_cosine_to_f32_texts", json!(round(txt as f64, 5)));
+        }
         Ok((decode_img_s, model_img_s, dim))
     }
 

@@ -36,7 +36,7 @@ impl Run<'_> {
                     "caption_model",
                     json!(format!("{} (random weights)", arch.hub_id())),
                 );
-                Some(Captioner::load(&d, &self.device)?)
+                Some(Captioner::load_with(&d, &self.device, self.opts.precision)?)
             }
             None => match &self.opts.caption_model {
                 Some(spec) if available_offline(spec, CAPTION_FILES) => {
@@ -44,6 +44,7 @@ impl Run<'_> {
                     Some(captions::load_captioner(
                         spec,
                         self.opts.device,
+                        self.opts.precision,
                         &Default::default(),
                     )?)
                 }
@@ -74,13 +75,21 @@ impl Run<'_> {
                 "bert_model",
                 json!(format!("{} (random weights)", Arch::MiniLmL6.hub_id())),
             );
-            Some(TextEncoder::load(&d, &self.device)?)
+            Some(TextEncoder::load_with(
+                &d,
+                &self.device,
+                self.opts.precision,
+            )?)
         } else {
             match &self.opts.text_model {
                 Some(spec) if available_offline(spec, TEXT_FILES) => {
                     let d = hub::resolve(spec, TEXT_FILES, &Default::default())?;
                     self.note("bert_model", json!(d.name.clone()));
-                    Some(TextEncoder::load(&d, &self.device)?)
+                    Some(TextEncoder::load_with(
+                        &d,
+                        &self.device,
+                        self.opts.precision,
+                    )?)
                 }
                 Some(spec) => {
                     self.note(

@@ -23,7 +23,7 @@ pub(super) struct QueryLibrary {
     pub(super) index_dir: PathBuf,
 }
 
-const QUERIES: &[&str] = &[
+pub(super) const QUERIES: &[&str] = &[
     "a dog running on the beach",
     "kids on a beach at sunset",
     "birthday cake with candles",

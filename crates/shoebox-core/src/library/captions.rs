@@ -19,6 +19,7 @@ impl Library {
             load_captioner(
                 &self.opts.caption_model,
                 self.opts.device,
+                self.opts.precision,
                 &self.opts.downloads,
             )
         })

@@ -365,7 +365,7 @@ impl Library {
         let clip = self.clip()?;
         let enc = get_or_load(&self.query, || {
             let dir = crate::models::text::resolve(spec, &self.opts.downloads)?;
-            TextEncoder::load(&dir, &self.opts.device.device()?)
+            TextEncoder::load_with(&dir, &self.opts.device.device()?, self.opts.precision)
         })?;
         if enc.dim() != clip.dim() {
             return Err(Error::Model(format!(

@@ -19,7 +19,7 @@ impl Library {
     pub fn text_encoder(&self) -> Result<&TextEncoder> {
         get_or_load(&self.text, || {
             let dir = hub::resolve(&self.opts.text_model, TEXT_FILES, &self.opts.downloads)?;
-            TextEncoder::load(&dir, &self.opts.device.device()?)
+            TextEncoder::load_with(&dir, &self.opts.device.device()?, self.opts.precision)
         })
     }
 

@@ -17,7 +17,7 @@ unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
 /// softmax(q·kᵀ + mask)·v per head, for `q` (b, nq, hidden) already scaled, `k` and `v`
-/// (b, nk, hidden), and `mask` (1, 1, nq, nk) additive. None where this kernel does not apply
+/// (b, nk, hidden), and `mask` additive, (1 or b, 1, 1 or nq, nk) as candle would broadcast it. None where this kernel does not apply
 /// (not the CPU, not f32): the caller uses candle's ops.
 pub fn attend(
     q: &Tensor,
@@ -26,16 +26,26 @@ pub fn attend(
     heads: usize,
     mask: Option<&Tensor>,
 ) -> candle_core::Result<Option<Tensor>> {
-    if !matches!(q.device(), Device::Cpu)
-        || [q, k, v].iter().any(|t| t.dtype() != DType::F32)
-        || mask.is_some_and(|m| {
-            m.dtype() != DType::F32 || m.dims4().map_or(true, |d| d.0 != 1 || d.1 != 1)
-        })
-    {
+    if !matches!(q.device(), Device::Cpu) || [q, k, v].iter().any(|t| t.dtype() != DType::F32) {
         return Ok(None);
     }
     let (b, nq, hidden) = q.dims3()?;
     let (_, nk, _) = k.dims3()?;
+    // The mask's strides over batch and query rows (0: broadcast).
+    let (mb_stride, mq_stride) = match mask {
+        None => (0, 0),
+        Some(m) => match (m.dtype(), m.dims4()) {
+            (DType::F32, Ok((mb, 1, mq, mk)))
+                if (mb == 1 || mb == b) && (mq == 1 || mq == nq) && mk == nk =>
+            {
+                (
+                    if mb == 1 { 0 } else { mq * nk },
+                    if mq == 1 { 0 } else { nk },
+                )
+            }
+            _ => return Ok(None),
+        },
+    };
     let hd = hidden / heads;
     let ms: Option<Vec<f32>> = match mask {
         Some(m) => Some(m.flatten_all()?.to_vec1()?),
@@ -65,8 +75,9 @@ pub fn attend(
                     }
                     for (i, row) in p.chunks_exact_mut(nk).enumerate() {
                         if let Some(m) = &ms {
+                            let at = bi * mb_stride + i * mq_stride;
                             row.iter_mut()
-                                .zip(&m[i * nk..(i + 1) * nk])
+                                .zip(&m[at..at + nk])
                                 .for_each(|(s, m)| *s += m);
                         }
                         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -148,7 +159,12 @@ mod tests {
                 .flat_map(|i| (0..nk).map(move |j| if j > i { f32::MIN } else { 0.0 }))
                 .collect();
             let causal = Tensor::from_vec(causal, (1, 1, nq, nk), &dev).unwrap();
-            for mask in [None, Some(&causal)] {
+            // Per-text key padding, as BERT masks a padded batch: text i keeps nk − i keys.
+            let padding: Vec<f32> = (0..b)
+                .flat_map(|i| (0..nk).map(move |j| if j + i >= nk { f32::MIN } else { 0.0 }))
+                .collect();
+            let padding = Tensor::from_vec(padding, (b, 1, 1, nk), &dev).unwrap();
+            for mask in [None, Some(&causal), Some(&padding)] {
                 let want: Vec<f32> = reference(&q, &k, &v, heads, mask)
                     .flatten_all()
                     .unwrap()

@@ -17,6 +17,7 @@ use super::hub::ModelDir;
 use super::preprocess::ImageProcessor;
 use super::vitgpt2::{Gpt2Decoder, VitEncoder, VitGpt2Config};
 use super::weights::{gguf_weights, Weights};
+use super::Precision;
 use crate::error::{Error, Result};
 
 /// The files a captioning model folder must hold.
@@ -104,8 +105,14 @@ fn has_tensor(path: &Path, name: &str) -> Result<bool> {
 }
 
 impl Captioner {
-    /// Load a resolved captioning folder onto `device`.
+    /// Load a resolved captioning folder onto `device` (f32).
     pub fn load(dir: &ModelDir, device: &Device) -> Result<Self> {
+        Self::load_with(dir, device, Precision::F32)
+    }
+
+    /// Load a resolved captioning folder onto `device`; a BLIP's linear layers (but the tied
+    /// word head) at `precision`. ViT-GPT2 and quantized `model.gguf` folders load as they are.
+    pub fn load_with(dir: &ModelDir, device: &Device, precision: Precision) -> Result<Self> {
         let cfg_path = dir.file("config.json");
         let cfg = read_json(&cfg_path)?;
         let cfg_text = cfg.to_string();
@@ -124,7 +131,7 @@ impl Captioner {
                     .encoder_hidden_size
                     .unwrap_or(c.vision_config.hidden_size);
                 let tied = !has_tensor(&weights, "text_decoder.cls.predictions.decoder.weight")?;
-                let w = Weights::F32(vb.builder());
+                let w = Weights::F32(vb.builder(), precision);
                 let built = (|| {
                     let vision = BlipVision::new(&c.vision_config, w.pp("vision_model"))?;
                     let text = BlipTextDecoder::new(
@@ -187,7 +194,7 @@ impl Captioner {
             .unwrap_or(c.vision_config.hidden_size);
         let tied = match &w {
             Weights::Quantized(q) => !q.contains_key("text_decoder.cls.predictions.decoder.weight"),
-            Weights::F32(_) => false,
+            Weights::F32(..) => false,
         };
         let built = (|| -> candle_core::Result<Arch> {
             let vision = BlipVision::new(&c.vision_config, w.pp("vision_model"))?;

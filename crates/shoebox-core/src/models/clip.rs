@@ -18,11 +18,11 @@ use super::batch::{pixel_batch, tokenize, tokenize_padded};
 use super::checked::checked_var_builder;
 use super::hub::ModelDir;
 use super::preprocess::ImageProcessor;
-use super::Precision;
 use super::towers::{
     Activation, ClipText, ClipVision, EosPooling, SiglipText, SiglipVision, StackConfig,
     VisionGeometry,
 };
+use super::Precision;
 use crate::error::{Error, Result};
 
 /// The files a CLIP model folder must hold.

@@ -4,11 +4,11 @@
 
 pub mod attention;
 pub mod batch;
+pub mod bert;
 pub mod blip;
 pub mod caption;
 pub mod checked;
 pub mod clip;
-pub mod distilbert;
 pub mod generate;
 pub mod hub;
 pub mod linear;

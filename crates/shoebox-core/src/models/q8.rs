@@ -186,9 +186,8 @@ impl Q8Matrix {
         for (i, sums) in acc.iter().enumerate().take(m) {
             let (sx, zx) = (q.scale[r + i], q.zero[r + i]);
             // SAFETY: row r + i < rows, columns c0..c0 + width < n: inside `dst`.
-            let row = unsafe {
-                std::slice::from_raw_parts_mut(dst.0.add((r + i) * self.n + c0), width)
-            };
+            let row =
+                unsafe { std::slice::from_raw_parts_mut(dst.0.add((r + i) * self.n + c0), width) };
             for (j, y) in row.iter_mut().enumerate() {
                 let c = c0 + j;
                 *y = (sums[j] - zx * self.sums[c]) as f32 * (sx * self.scale[c]);
@@ -285,7 +284,8 @@ unsafe fn tile_vnni<const M: usize>(
             let a = _mm512_loadu_si512(w0.add(g * 64) as *const _);
             let c = _mm512_loadu_si512(w1.add(g * 64) as *const _);
             for (i, acc_i) in acc.iter_mut().enumerate() {
-                let xv = _mm512_set1_epi32((x.add(i * w.kp + g * 4) as *const i32).read_unaligned());
+                let xv =
+                    _mm512_set1_epi32((x.add(i * w.kp + g * 4) as *const i32).read_unaligned());
                 acc_i[0] = _mm512_dpbusd_epi32(acc_i[0], xv, a);
                 acc_i[1] = _mm512_dpbusd_epi32(acc_i[1], xv, c);
             }
@@ -304,7 +304,9 @@ mod tests {
     use super::*;
 
     fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((*seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
     }
 
@@ -326,7 +328,13 @@ mod tests {
     #[test]
     fn product_matches_the_exact_one() {
         let mut seed = 7;
-        for &(rows, n, k) in &[(1, 16, 4), (3, 40, 13), (8, 64, 64), (19, 96, 130), (50, 33, 768)] {
+        for &(rows, n, k) in &[
+            (1, 16, 4),
+            (3, 40, 13),
+            (8, 64, 64),
+            (19, 96, 130),
+            (50, 33, 768),
+        ] {
             let x: Vec<f32> = (0..rows * k).map(|_| lcg(&mut seed) + 0.2).collect();
             let w: Vec<f32> = (0..n * k).map(|_| lcg(&mut seed) * 0.1).collect();
             let m = Q8Matrix::quantize(&w, n, k);
@@ -334,8 +342,8 @@ mod tests {
             for threads in [false, true] {
                 let got = m.product(&x, rows, threads);
                 for r in 0..rows {
-                    let norm: f64 =
-                        (0..n).map(|c| want[r * n + c].powi(2)).sum::<f64>().sqrt() / (n as f64).sqrt();
+                    let norm: f64 = (0..n).map(|c| want[r * n + c].powi(2)).sum::<f64>().sqrt()
+                        / (n as f64).sqrt();
                     for c in 0..n {
                         let err = (got[r * n + c] as f64 - want[r * n + c]).abs();
                         assert!(

@@ -13,16 +13,16 @@ use std::path::Path;
 
 use super::linear::Linear;
 use candle_core::{DType, Device, Tensor, D};
-use candle_transformers::models::bert::{BertModel, Config};
 use serde::Deserialize;
 use serde_json::Value;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use super::batch::{tokenize, tokenize_padded};
+use super::bert::{BertConfig, DistilBertConfig, Encoder};
 use super::checked::checked_var_builder;
 use super::clip::to_normalized_rows;
-use super::distilbert::{self, DistilBert};
 use super::hub::{self, DownloadProgress, ModelDir};
+use super::Precision;
 use crate::error::{Error, Result};
 
 /// The default sentence encoder.
@@ -222,10 +222,10 @@ impl Dense {
     }
 }
 
-/// The token-embedding model.
-enum Backbone {
-    Bert(BertModel),
-    DistilBert(DistilBert),
+/// The layouts of token-embedding model Shoebox runs.
+enum Layout {
+    Bert,
+    DistilBert,
 }
 
 /// The sentence-transformers modules of a folder (none: a plain BERT, mean pooling).
@@ -324,7 +324,7 @@ pub fn resolve(spec: &str, progress: &DownloadProgress) -> Result<ModelDir> {
 /// A loaded sentence encoder with its tokenizer.
 pub struct TextEncoder {
     name: String,
-    model: Backbone,
+    model: Encoder,
     pooling: Pooling,
     dense: Vec<Dense>,
     tokenizer: Tokenizer,
@@ -335,8 +335,14 @@ pub struct TextEncoder {
 }
 
 impl TextEncoder {
-    /// Load a resolved sentence-encoder folder onto `device`.
+    /// Load a resolved sentence-encoder folder onto `device` (f32).
     pub fn load(dir: &ModelDir, device: &Device) -> Result<Self> {
+        Self::load_with(dir, device, Precision::F32)
+    }
+
+    /// Load a resolved sentence-encoder folder onto `device`, its transformer layers at
+    /// `precision`.
+    pub fn load_with(dir: &ModelDir, device: &Device, precision: Precision) -> Result<Self> {
         let cfg_path = dir.file("config.json");
         let cfg_text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
         let kind: Value = serde_json::from_str(&cfg_text)
@@ -345,54 +351,9 @@ impl TextEncoder {
         let modules = read_modules(dir)?;
         let weights = dir.file("model.safetensors");
 
-        let (model, hidden, positions, pad_id) = match model_type.as_str() {
-            "bert" => {
-                let config: Config = serde_json::from_str(&cfg_text)
-                    .map_err(|e| Error::Model(format!("config.json (BERT): {e}")))?;
-                // Checkpoints come with (BertModel) or without (sentence-transformers) a `bert.`
-                // prefix. Every name the model asks for is mapped onto the file's layout, whatever
-                // prefix candle's loader tries, so the checked builder names the tensor as the
-                // file would hold it.
-                let prefixed = has_prefix(&weights, "bert.")?;
-                let vb = checked_var_builder(&weights, DType::F32, device)?;
-                let mapped = vb.builder().rename_f(move |name: &str| {
-                    let mut bare = name;
-                    while let Some(rest) = bare.strip_prefix("bert.") {
-                        bare = rest;
-                    }
-                    if prefixed {
-                        format!("bert.{bare}")
-                    } else {
-                        bare.to_string()
-                    }
-                });
-                let model = BertModel::load(mapped, &config);
-                (
-                    Backbone::Bert(vb.finish(model)?),
-                    config.hidden_size,
-                    config.max_position_embeddings,
-                    config.pad_token_id as u32,
-                )
-            }
-            "distilbert" => {
-                let config: distilbert::Config = serde_json::from_str(&cfg_text)
-                    .map_err(|e| Error::Model(format!("config.json (DistilBERT): {e}")))?;
-                config.check()?;
-                let prefixed = has_prefix(&weights, "distilbert.")?;
-                let vb = checked_var_builder(&weights, DType::F32, device)?;
-                let root = if prefixed {
-                    vb.builder().pp("distilbert")
-                } else {
-                    vb.builder()
-                };
-                let model = DistilBert::new(&config, root);
-                (
-                    Backbone::DistilBert(vb.finish(model)?),
-                    config.dim,
-                    config.max_position_embeddings,
-                    config.pad_token_id as u32,
-                )
-            }
+        let (prefix, model_type) = match model_type.as_str() {
+            "bert" => ("bert", Layout::Bert),
+            "distilbert" => ("distilbert", Layout::DistilBert),
             other => {
                 return Err(Error::Model(format!(
                     "config.json: model_type \"{other}\" is not a sentence encoder Shoebox runs \
@@ -400,6 +361,29 @@ impl TextEncoder {
                 )))
             }
         };
+        // Checkpoints come with (a task model's) or without (sentence-transformers) a
+        // `bert.`/`distilbert.` prefix.
+        let prefixed = has_prefix(&weights, &format!("{prefix}."))?;
+        let vb = checked_var_builder(&weights, DType::F32, device)?;
+        let root = if prefixed {
+            vb.builder().pp(prefix)
+        } else {
+            vb.builder()
+        };
+        let model = match model_type {
+            Layout::Bert => {
+                let config: BertConfig = serde_json::from_str(&cfg_text)
+                    .map_err(|e| Error::Model(format!("config.json (BERT): {e}")))?;
+                Encoder::bert(&config, precision, root)?
+            }
+            Layout::DistilBert => {
+                let config: DistilBertConfig = serde_json::from_str(&cfg_text)
+                    .map_err(|e| Error::Model(format!("config.json (DistilBERT): {e}")))?;
+                Encoder::distilbert(&config, precision, root)?
+            }
+        };
+        let model = vb.finish(model)?;
+        let (hidden, positions, pad_id) = (model.dim(), model.max_positions(), model.pad_id());
 
         // sentence-transformers truncates at sentence_bert_config.json's max_seq_length (256 for
         // all-MiniLM-L6-v2; newer folders leave it to the tokenizer's model_max_length), never
@@ -502,13 +486,7 @@ impl TextEncoder {
         }
         let batch = tokenize_padded(&self.tokenizer, texts, self.pad_id, &self.device)?;
         let (input_ids, mask) = (batch.ids, batch.mask);
-        let hidden = match &self.model {
-            Backbone::Bert(m) => {
-                let token_type_ids = input_ids.zeros_like()?;
-                m.forward(&input_ids, &token_type_ids, Some(&mask))?
-            }
-            Backbone::DistilBert(m) => m.forward(&input_ids, &mask)?,
-        };
+        let hidden = self.model.forward(&input_ids, &mask)?;
         let mut mean = self.pooling.pool(&hidden, &mask)?;
         for d in &self.dense {
             mean = d.forward(&mean)?;

@@ -10,12 +10,14 @@ use candle_nn::{Conv2d, Conv2dConfig, Embedding, LayerNorm, VarBuilder};
 use candle_transformers::quantized_nn;
 use candle_transformers::quantized_var_builder::VarBuilder as QVarBuilder;
 
+use super::Precision;
 use crate::error::{Error, Result};
 
 /// Where weights come from.
 #[derive(Clone)]
 pub enum Weights {
-    F32(VarBuilder<'static>),
+    /// A safetensors file; linear layers held at this precision (`q8`: quantized at load).
+    F32(VarBuilder<'static>, Precision),
     Quantized(QVarBuilder),
 }
 
@@ -38,14 +40,14 @@ impl Module for Lin {
 impl Weights {
     pub fn pp(&self, s: impl ToString) -> Self {
         match self {
-            Weights::F32(vb) => Weights::F32(vb.pp(s)),
+            Weights::F32(vb, p) => Weights::F32(vb.pp(s), *p),
             Weights::Quantized(vb) => Weights::Quantized(vb.pp(s)),
         }
     }
 
     pub fn device(&self) -> Device {
         match self {
-            Weights::F32(vb) => vb.device().clone(),
+            Weights::F32(vb, _) => vb.device().clone(),
             Weights::Quantized(vb) => vb.device().clone(),
         }
     }
@@ -53,7 +55,7 @@ impl Weights {
     /// A tensor as f32 (dequantized when stored quantized).
     pub fn get(&self, shape: impl Into<Shape>, name: &str) -> candle_core::Result<Tensor> {
         match self {
-            Weights::F32(vb) => vb.get(shape, name),
+            Weights::F32(vb, _) => vb.get(shape, name),
             Weights::Quantized(vb) => vb.get(shape, name)?.dequantize(vb.device()),
         }
     }
@@ -61,7 +63,9 @@ impl Weights {
     /// A linear layer `[out, in]` + bias.
     pub fn linear(&self, n_in: usize, n_out: usize) -> candle_core::Result<Lin> {
         match self {
-            Weights::F32(vb) => Ok(Lin::F32(super::linear::linear(n_in, n_out, vb.clone())?)),
+            Weights::F32(vb, p) => Ok(Lin::F32(
+                super::linear::linear(n_in, n_out, vb.clone())?.with_precision(*p)?,
+            )),
             Weights::Quantized(vb) => Ok(Lin::Quantized(quantized_nn::linear(
                 n_in,
                 n_out,
@@ -106,7 +110,7 @@ impl Weights {
     /// The f32 builder, for layers taken from candle that only accept one.
     pub fn f32_builder(&self) -> Option<&VarBuilder<'static>> {
         match self {
-            Weights::F32(vb) => Some(vb),
+            Weights::F32(vb, _) => Some(vb),
             Weights::Quantized(_) => None,
         }
     }

@@ -86,8 +86,12 @@ impl Q8Matrix {
     /// `x` (rows × k, row-major) times the matrix transposed: rows × n. `threads`: spread the
     /// output columns over rayon's threads.
     pub fn product(&self, x: &[f32], rows: usize, threads: bool) -> Vec<f32> {
+        self.product_on(x, rows, threads, Kernel::best())
+    }
+
+    fn product_on(&self, x: &[f32], rows: usize, threads: bool, kernel: Kernel) -> Vec<f32> {
         assert_eq!(x.len(), rows * self.k, "input is not {rows} × {}", self.k);
-        let q = QuantizedRows::new(x, rows, self.k, self.kp);
+        let q = QuantizedRows::new(x, rows, self.k, self.kp, kernel);
         let mut out = vec![0f32; rows * self.n];
         let pairs = self.blocks / BLOCKS;
         let dst = SendPtr(out.as_mut_ptr());
@@ -97,7 +101,7 @@ impl Q8Matrix {
                 let m = (rows - r).min(ROWS);
                 // SAFETY: each (pair, row group) writes only its own columns of its own rows of
                 // `out`, which outlives every call.
-                unsafe { self.tile(&q, r, m, pair * BLOCKS, dst) };
+                unsafe { self.tile(&q, r, m, pair * BLOCKS, dst, kernel) };
                 r += m;
             }
         };
@@ -113,28 +117,35 @@ impl Q8Matrix {
     ///
     /// # Safety
     /// `dst` points to rows × n f32 that no other thread writes in these rows and columns.
-    unsafe fn tile(&self, q: &QuantizedRows, r: usize, m: usize, b: usize, dst: SendPtr) {
-        let mut acc = [[0i32; BLOCK * BLOCKS]; ROWS];
+    unsafe fn tile(
+        &self,
+        q: &QuantizedRows,
+        r: usize,
+        m: usize,
+        b: usize,
+        dst: SendPtr,
+        kernel: Kernel,
+    ) {
         #[cfg(target_arch = "x86_64")]
-        {
-            if vnni() {
-                // SAFETY: the CPU has the features the kernel is compiled for; the tile's rows
-                // and blocks exist.
-                unsafe {
-                    match m {
-                        8 => tile_vnni::<8>(self, q, r, b, &mut acc),
-                        7 => tile_vnni::<7>(self, q, r, b, &mut acc),
-                        6 => tile_vnni::<6>(self, q, r, b, &mut acc),
-                        5 => tile_vnni::<5>(self, q, r, b, &mut acc),
-                        4 => tile_vnni::<4>(self, q, r, b, &mut acc),
-                        3 => tile_vnni::<3>(self, q, r, b, &mut acc),
-                        2 => tile_vnni::<2>(self, q, r, b, &mut acc),
-                        _ => tile_vnni::<1>(self, q, r, b, &mut acc),
-                    }
+        if kernel == Kernel::Vnni {
+            // SAFETY: Kernel::Vnni is chosen only where the CPU has the features the kernel is
+            // compiled for; the tile's rows and blocks exist; `dst` as promised by the caller.
+            unsafe {
+                match m {
+                    8 => tile_vnni::<8>(self, q, r, b, dst),
+                    7 => tile_vnni::<7>(self, q, r, b, dst),
+                    6 => tile_vnni::<6>(self, q, r, b, dst),
+                    5 => tile_vnni::<5>(self, q, r, b, dst),
+                    4 => tile_vnni::<4>(self, q, r, b, dst),
+                    3 => tile_vnni::<3>(self, q, r, b, dst),
+                    2 => tile_vnni::<2>(self, q, r, b, dst),
+                    _ => tile_vnni::<1>(self, q, r, b, dst),
                 }
-                return unsafe { self.store(q, r, m, b, &acc, dst) };
             }
+            return;
         }
+        let _ = kernel;
+        let mut acc = [[0i32; BLOCK * BLOCKS]; ROWS];
         self.tile_portable(q, r, m, b, &mut acc);
         // SAFETY: as promised by the caller.
         unsafe { self.store(q, r, m, b, &acc, dst) }
@@ -186,13 +197,32 @@ impl Q8Matrix {
         for (i, sums) in acc.iter().enumerate().take(m) {
             let (sx, zx) = (q.scale[r + i], q.zero[r + i]);
             // SAFETY: row r + i < rows, columns c0..c0 + width < n: inside `dst`.
-            let row =
-                unsafe { std::slice::from_raw_parts_mut(dst.0.add((r + i) * self.n + c0), width) };
+            let row = unsafe {
+                std::slice::from_raw_parts_mut(dst.0.add((r + i) * self.n + c0), width)
+            };
             for (j, y) in row.iter_mut().enumerate() {
                 let c = c0 + j;
                 *y = (sums[j] - zx * self.sums[c]) as f32 * (sx * self.scale[c]);
             }
         }
+    }
+}
+
+/// Which code computes the products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Vnni,
+}
+
+impl Kernel {
+    fn best() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        if vnni() {
+            return Kernel::Vnni;
+        }
+        Kernel::Portable
     }
 }
 
@@ -204,19 +234,26 @@ struct QuantizedRows {
 }
 
 impl QuantizedRows {
-    fn new(x: &[f32], rows: usize, k: usize, kp: usize) -> Self {
+    fn new(x: &[f32], rows: usize, k: usize, kp: usize, kernel: Kernel) -> Self {
         let mut values = vec![0u8; rows * kp];
         let mut scale = vec![0f32; rows];
         let mut zero = vec![0i32; rows];
         for (i, row) in x.chunks_exact(k).enumerate() {
+            let out = &mut values[i * kp..i * kp + k];
+            #[cfg(target_arch = "x86_64")]
+            if kernel == Kernel::Vnni {
+                // SAFETY: Kernel::Vnni only where the CPU has AVX-512.
+                (scale[i], zero[i]) = unsafe { quantize_row_avx512(row, out) };
+                continue;
+            }
+            let _ = kernel;
             let (lo, hi) = row
                 .iter()
                 .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-            let s = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
-            let z = (-lo / s).round().clamp(0.0, 255.0);
+            let (s, z) = row_scale(lo, hi);
             let inv = 1.0 / s;
-            for (q, v) in values[i * kp..i * kp + k].iter_mut().zip(row) {
-                *q = (v * inv + z).round().clamp(0.0, 255.0) as u8;
+            for (q, v) in out.iter_mut().zip(row) {
+                *q = (v * inv + z).round_ties_even().clamp(0.0, 255.0) as u8;
             }
             scale[i] = s;
             zero[i] = z as i32;
@@ -227,6 +264,52 @@ impl QuantizedRows {
             zero,
         }
     }
+}
+
+/// A row's scale and zero point from its range (which holds 0).
+fn row_scale(lo: f32, hi: f32) -> (f32, f32) {
+    let s = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+    (s, (-lo / s).round().clamp(0.0, 255.0))
+}
+
+/// One row to u8 with AVX-512: range, then q = round(x/s + z) saturated to 0..255.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn quantize_row_avx512(row: &[f32], out: &mut [u8]) -> (f32, i32) {
+    use std::arch::x86_64::*;
+    let k = row.len();
+    let mask = |left: usize| -> __mmask16 {
+        if left >= 16 {
+            0xffff
+        } else {
+            (1u16 << left) - 1
+        }
+    };
+    let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+    let mut j = 0;
+    while j < k {
+        // SAFETY: masked lanes j..min(j + 16, k) lie inside `row`.
+        let v = unsafe { _mm512_maskz_loadu_ps(mask(k - j), row.as_ptr().add(j)) };
+        lo = _mm512_min_ps(lo, v);
+        hi = _mm512_max_ps(hi, v);
+        j += 16;
+    }
+    let (s, z) = row_scale(_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi));
+    let (inv, zv) = (_mm512_set1_ps(1.0 / s), _mm512_set1_ps(z));
+    let zero = _mm512_setzero_si512();
+    let mut j = 0;
+    while j < k {
+        let m = mask(k - j);
+        // SAFETY: as above, for `row` and `out` (both k long).
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(m, row.as_ptr().add(j));
+            // Rounds to nearest even (the default MXCSR mode), then saturates to 0..255.
+            let q = _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_fmadd_ps(v, inv, zv)), zero);
+            _mm512_mask_cvtusepi32_storeu_epi8(out.as_mut_ptr().add(j) as *mut i8, m, q);
+        }
+        j += 16;
+    }
+    (s, z as i32)
 }
 
 #[derive(Clone, Copy)]
@@ -244,24 +327,20 @@ fn vnni() -> bool {
         std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vnni")
-            && std::env::var_os("SHOEBOX_NO_VNNI").is_none()
     })
 }
 
 /// Whether q8 products run on int8 hardware here (else the portable code, slower than f32).
 pub fn fast_on_this_cpu() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        vnni()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    Kernel::best() != Kernel::Portable
 }
 
-/// The sums of rows r..r + M against blocks b, b + 1: per group of 4 inputs, two weight loads
-/// and M broadcasts feed 2·M `vpdpbusd`.
+/// Rows r..r + M of the product against blocks b, b + 1, into `dst`: per group of 4 inputs, two
+/// weight loads and M broadcasts feed 2·M `vpdpbusd`; then each sum is dequantized in registers
+/// and stored.
+///
+/// # Safety
+/// The CPU has the target features; as [`Q8Matrix::tile`] for `dst`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn tile_vnni<const M: usize>(
@@ -269,7 +348,7 @@ unsafe fn tile_vnni<const M: usize>(
     q: &QuantizedRows,
     r: usize,
     b: usize,
-    out: &mut [[i32; BLOCK * BLOCKS]; ROWS],
+    dst: SendPtr,
 ) {
     use std::arch::x86_64::*;
     let groups = w.kp / 4;
@@ -284,17 +363,35 @@ unsafe fn tile_vnni<const M: usize>(
             let a = _mm512_loadu_si512(w0.add(g * 64) as *const _);
             let c = _mm512_loadu_si512(w1.add(g * 64) as *const _);
             for (i, acc_i) in acc.iter_mut().enumerate() {
-                let xv =
-                    _mm512_set1_epi32((x.add(i * w.kp + g * 4) as *const i32).read_unaligned());
+                let xv = _mm512_set1_epi32((x.add(i * w.kp + g * 4) as *const i32).read_unaligned());
                 acc_i[0] = _mm512_dpbusd_epi32(acc_i[0], xv, a);
                 acc_i[1] = _mm512_dpbusd_epi32(acc_i[1], xv, c);
             }
         }
     }
     for (i, acc_i) in acc.iter().enumerate() {
+        let sx = _mm512_set1_ps(q.scale[r + i]);
+        let zx = _mm512_set1_epi32(q.zero[r + i]);
         for (h, v) in acc_i.iter().enumerate() {
-            // SAFETY: 16 i32 into out[i][16h..16h + 16].
-            unsafe { _mm512_storeu_si512(out[i][h * BLOCK..].as_mut_ptr() as *mut _, *v) };
+            let c = (b + h) * BLOCK;
+            if c >= w.n {
+                break;
+            }
+            let left = w.n - c;
+            let m: __mmask16 = if left >= 16 {
+                0xffff
+            } else {
+                (1u16 << left) - 1
+            };
+            // SAFETY: `sums` and `scale` hold blocks·16 entries; the store writes columns
+            // c..min(c + 16, n) of row r + i.
+            unsafe {
+                let sums = _mm512_loadu_si512(w.sums.as_ptr().add(c) as *const _);
+                let scale = _mm512_mul_ps(_mm512_loadu_ps(w.scale.as_ptr().add(c)), sx);
+                let exact = _mm512_sub_epi32(*v, _mm512_mullo_epi32(zx, sums));
+                let y = _mm512_mul_ps(_mm512_cvtepi32_ps(exact), scale);
+                _mm512_mask_storeu_ps(dst.0.add((r + i) * w.n + c), m, y);
+            }
         }
     }
 }
@@ -355,22 +452,15 @@ mod tests {
                     }
                 }
             }
-            let q = QuantizedRows::new(&x, rows, k, m.kp);
-            let mut portable = [[0i32; BLOCK * BLOCKS]; ROWS];
-            m.tile_portable(&q, 0, rows.min(ROWS), 0, &mut portable);
+            // The hardware kernel (quantizing and dequantizing its own way) agrees with the
+            // portable code to float rounding.
             #[cfg(target_arch = "x86_64")]
             if vnni() {
-                let mut hw = [[0i32; BLOCK * BLOCKS]; ROWS];
-                // SAFETY: the CPU has VNNI; rows 0..min(rows, 8) and blocks 0, 1 exist.
-                unsafe {
-                    match rows.min(ROWS) {
-                        8 => tile_vnni::<8>(&m, &q, 0, 0, &mut hw),
-                        3 => tile_vnni::<3>(&m, &q, 0, 0, &mut hw),
-                        1 => tile_vnni::<1>(&m, &q, 0, 0, &mut hw),
-                        other => panic!("untested tile height {other}"),
-                    }
+                let hw = m.product_on(&x, rows, false, Kernel::Vnni);
+                let portable = m.product_on(&x, rows, false, Kernel::Portable);
+                for (a, b) in hw.iter().zip(&portable) {
+                    assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{rows}×{n}×{k}: {a} vs {b}");
                 }
-                assert_eq!(hw, portable, "{rows}×{n}×{k}");
             }
         }
     }

@@ -137,6 +137,9 @@ pub struct Library {
     query: OnceLock<TextEncoder>,
     /// The OCR gate's prompts, embedded by the CLIP text tower (text prompts first).
     ocr_gate: OnceLock<Vec<Vec<f32>>>,
+    /// The CLIP-tag vocabulary's prompts as embedded by the text tower, with the model and
+    /// prompts they came from (a watcher's every batch would otherwise embed them again).
+    pub(crate) clip_tag_texts: std::sync::Mutex<Option<tags::ClipTagTexts>>,
     /// Tesseract readers kept between OCR runs (starting one costs ~0.1 s).
     ocr_engines: std::sync::Mutex<Vec<crate::ocr::OcrEngine>>,
     index: Option<VectorIndex>,
@@ -166,6 +169,7 @@ impl Library {
             text: OnceLock::new(),
             query: OnceLock::new(),
             ocr_gate: OnceLock::new(),
+            clip_tag_texts: Default::default(),
             ocr_engines: Default::default(),
             index: None,
             index_model: None,

@@ -14,6 +14,13 @@ use crate::models::text::{TextEncoder, TEXT_FILES};
 use crate::tags::*;
 use crate::vocabulary;
 
+/// The CLIP-tag prompts embedded by one model's text tower.
+pub(crate) struct ClipTagTexts {
+    model: String,
+    prompts: Vec<String>,
+    texts: std::sync::Arc<Vec<Vec<f32>>>,
+}
+
 impl Library {
     /// The sentence encoder, loaded (and fetched if needed) on first use.
     pub fn text_encoder(&self) -> Result<&TextEncoder> {
@@ -83,11 +90,34 @@ impl Library {
         let concepts = vocabulary(self.dir());
         let clip = self.clip()?;
         let prompts: Vec<String> = concepts.iter().map(|c| vocabulary::prompt(c)).collect();
-        let mut text = Vec::with_capacity(prompts.len());
-        for chunk in prompts.chunks(64) {
-            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            text.extend(clip.embed_texts(&refs)?);
-        }
+        let model = clip.name().to_string();
+        let cached = self
+            .clip_tag_texts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|c| c.model == model && c.prompts == prompts)
+            .map(|c| c.texts.clone());
+        let text = match cached {
+            Some(t) => t,
+            None => {
+                let mut text = Vec::with_capacity(prompts.len());
+                for chunk in prompts.chunks(64) {
+                    let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                    text.extend(clip.embed_texts(&refs)?);
+                }
+                let text = std::sync::Arc::new(text);
+                *self
+                    .clip_tag_texts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(ClipTagTexts {
+                    model,
+                    prompts,
+                    texts: text.clone(),
+                });
+                text
+            }
+        };
         let scale = clip.logit_scale();
         let mut done = 0;
         for chunk in todo.chunks(256) {

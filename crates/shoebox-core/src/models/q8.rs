@@ -40,23 +40,29 @@ impl Q8Matrix {
         assert_eq!(w.len(), n * k, "weight is not {n} × {k}");
         let kp = k.div_ceil(4) * 4;
         let blocks = n.div_ceil(BLOCK).div_ceil(BLOCKS) * BLOCKS;
-        let groups = kp / 4;
         let mut packed = vec![0i8; blocks * BLOCK * kp];
         let mut scale = vec![0f32; blocks * BLOCK];
         let mut sums = vec![0i32; blocks * BLOCK];
-        for (c, row) in w.chunks_exact(k).enumerate() {
-            let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-            scale[c] = amax / 127.0;
-            let (b, lane) = (c / BLOCK, c % BLOCK);
-            let mut sum = 0i32;
-            for (i, v) in row.iter().enumerate() {
-                let q = (v * inv).round().clamp(-127.0, 127.0) as i8;
-                sum += q as i32;
-                packed[((b * groups + i / 4) * BLOCK + lane) * 4 + i % 4] = q;
-            }
-            sums[c] = sum;
-        }
+        // One task per block of 16 outputs (their weights are interleaved in `packed`).
+        packed
+            .par_chunks_mut(BLOCK * kp)
+            .zip(scale.par_chunks_mut(BLOCK).zip(sums.par_chunks_mut(BLOCK)))
+            .enumerate()
+            .for_each(|(b, (dst, (scale, sums)))| {
+                for lane in 0..BLOCK.min(n.saturating_sub(b * BLOCK)) {
+                    let row = &w[(b * BLOCK + lane) * k..(b * BLOCK + lane + 1) * k];
+                    let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+                    scale[lane] = amax / 127.0;
+                    let mut sum = 0i32;
+                    for (i, v) in row.iter().enumerate() {
+                        let q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+                        sum += q as i32;
+                        dst[((i / 4) * BLOCK + lane) * 4 + i % 4] = q;
+                    }
+                    sums[lane] = sum;
+                }
+            });
         Q8Matrix {
             n,
             k,
@@ -197,9 +203,8 @@ impl Q8Matrix {
         for (i, sums) in acc.iter().enumerate().take(m) {
             let (sx, zx) = (q.scale[r + i], q.zero[r + i]);
             // SAFETY: row r + i < rows, columns c0..c0 + width < n: inside `dst`.
-            let row = unsafe {
-                std::slice::from_raw_parts_mut(dst.0.add((r + i) * self.n + c0), width)
-            };
+            let row =
+                unsafe { std::slice::from_raw_parts_mut(dst.0.add((r + i) * self.n + c0), width) };
             for (j, y) in row.iter_mut().enumerate() {
                 let c = c0 + j;
                 *y = (sums[j] - zx * self.sums[c]) as f32 * (sx * self.scale[c]);
@@ -363,7 +368,8 @@ unsafe fn tile_vnni<const M: usize>(
             let a = _mm512_loadu_si512(w0.add(g * 64) as *const _);
             let c = _mm512_loadu_si512(w1.add(g * 64) as *const _);
             for (i, acc_i) in acc.iter_mut().enumerate() {
-                let xv = _mm512_set1_epi32((x.add(i * w.kp + g * 4) as *const i32).read_unaligned());
+                let xv =
+                    _mm512_set1_epi32((x.add(i * w.kp + g * 4) as *const i32).read_unaligned());
                 acc_i[0] = _mm512_dpbusd_epi32(acc_i[0], xv, a);
                 acc_i[1] = _mm512_dpbusd_epi32(acc_i[1], xv, c);
             }
@@ -459,7 +465,10 @@ mod tests {
                 let hw = m.product_on(&x, rows, false, Kernel::Vnni);
                 let portable = m.product_on(&x, rows, false, Kernel::Portable);
                 for (a, b) in hw.iter().zip(&portable) {
-                    assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{rows}×{n}×{k}: {a} vs {b}");
+                    assert!(
+                        (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                        "{rows}×{n}×{k}: {a} vs {b}"
+                    );
                 }
             }
         }

@@ -49,6 +49,10 @@ pub struct BenchArgs {
     /// Use the portable dot product, not AVX2/FMA
     #[arg(long, hide = true)]
     no_simd: bool,
+    /// Run only the app-like query phase on this prepared library and print its figures (the
+    /// bench runs it as a fresh process, for its peak memory)
+    #[arg(long, hide = true, value_name = "LIBRARY")]
+    app_phase: Option<std::path::PathBuf>,
     /// Keep generated photos, models and libraries here (reused by the next run)
     #[arg(long, hide = true, value_name = "DIR")]
     work_dir: Option<std::path::PathBuf>,
@@ -86,6 +90,11 @@ pub fn run(a: &BenchArgs, m: &ModelOptions, quiet: bool) -> Result<()> {
         work_dir: a.work_dir.clone(),
         portable_dot: a.no_simd,
     };
+    if let Some(dir) = &a.app_phase {
+        let figures = shoebox_bench::app_phase(&opts, dir.clone())?;
+        println!("{}", serde_json::to_string(&figures)?);
+        return Ok(());
+    }
     let report = shoebox_bench::run(&opts, &mut |msg| {
         if !quiet {
             eprintln!("bench: {msg}");

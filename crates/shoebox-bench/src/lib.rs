@@ -26,8 +26,27 @@ pub use configs::{
     MINILM_L6_CONFIG, VITGPT2_CONFIG, VITGPT2_PREPROCESSOR,
 };
 pub use phases::models::caption_like_sentences;
+pub use phases::queries::AppFigures;
 pub use phases::run;
 pub use random_weights::{random_model, Arch};
 pub use report::{BenchOptions, BenchReport, HnswFigures, IndexFigures, QueryFigures};
 pub use rss::peak_rss_mb;
 pub use vectors::{photo_like_queries, photo_like_vectors, random_unit_vectors};
+
+/// The app-like query phase on the library at `dir` with `opts`' models (`shoebox bench
+/// --app-phase`, which the bench runs as a fresh process for its memory figure).
+pub fn app_phase(opts: &BenchOptions, dir: std::path::PathBuf) -> shoebox_core::Result<AppFigures> {
+    phases::queries::app_phase(shoebox_core::LibraryOptions {
+        dir,
+        clip_model: opts.clip_model.clone(),
+        caption_model: opts
+            .caption_model
+            .clone()
+            .unwrap_or_else(|| shoebox_core::models::caption::DEFAULT_CAPTION_MODEL.to_string()),
+        text_model: shoebox_core::models::text::DEFAULT_TEXT_MODEL.to_string(),
+        query_model: None,
+        device: opts.device,
+        precision: opts.precision,
+        downloads: Default::default(),
+    })
+}

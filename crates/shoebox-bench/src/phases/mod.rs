@@ -7,7 +7,7 @@ mod indexing;
 mod keywords;
 pub(crate) mod models;
 mod places;
-mod queries;
+pub(crate) mod queries;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

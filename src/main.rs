@@ -497,6 +497,7 @@ fn explain(e: &anyhow::Error) -> String {
 }
 
 fn main() -> ExitCode {
+    shoebox_core::models::parallel::keep_candle_pool_out();
     // `shoebox tags --all | head` must end quietly, as other Unix tools do, not panic on EPIPE.
     #[cfg(unix)]
     unsafe {

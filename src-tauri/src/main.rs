@@ -4,5 +4,6 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() {
+    shoebox_core::models::parallel::keep_candle_pool_out();
     shoebox_app::run()
 }

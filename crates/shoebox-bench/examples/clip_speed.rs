@@ -10,6 +10,7 @@ use shoebox_core::models::clip::{Clip, CLIP_FILES};
 use shoebox_core::models::hub;
 
 fn main() {
+    shoebox_core::models::parallel::keep_candle_pool_out();
     let mut args = std::env::args().skip(1);
     let dir = args
         .next()

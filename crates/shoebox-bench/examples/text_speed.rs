@@ -8,6 +8,7 @@ use shoebox_core::models::hub;
 use shoebox_core::models::text::{TextEncoder, TEXT_FILES};
 
 fn main() {
+    shoebox_core::models::parallel::keep_candle_pool_out();
     let dir = std::env::args()
         .nth(1)
         .expect("usage: text_speed MODEL_DIR");

@@ -449,3 +449,72 @@ fn search_on_an_empty_library_says_what_to_do() {
         );
     }
 }
+
+/// `--precision q8` (and `SHOEBOX_PRECISION`) reach the models: searches of the f32-indexed library
+/// at q8 rank the same photos first with scores a hair apart, and an index run at q8 embeds the
+/// photos as well; an unknown precision is an error naming the choices.
+#[test]
+fn q8_precision_searches_like_f32() {
+    let lib = shapes_library();
+    for q in ["a photo of a red circle", "a photo of a blue triangle"] {
+        let f32r = json(shoebox(lib, &["search", q, "--json", "--limit", "5"]));
+        let q8r = json(shoebox(
+            lib,
+            &["--precision", "q8", "search", q, "--json", "--limit", "5"],
+        ));
+        let env_r = json(
+            shoebox_cmd(lib)
+                .args(["search", q, "--json", "--limit", "5"])
+                .env("SHOEBOX_PRECISION", "q8")
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(
+            q8r["results"], env_r["results"],
+            "{q}: the flag and the variable differ"
+        );
+        let (a, b) = (&f32r["results"][0], &q8r["results"][0]);
+        assert_eq!(a["path"], b["path"], "{q}: top result moved at q8");
+        let (sa, sb) = (a["score"].as_f64().unwrap(), b["score"].as_f64().unwrap());
+        assert!(sa != sb, "{q}: q8 scored exactly as f32 (did it run?)");
+        assert!((sa - sb).abs() < 0.01, "{q}: scores {sa} vs {sb}");
+    }
+
+    // A library indexed at q8 finds every color and shape first too.
+    let tmp = tempfile::tempdir().unwrap();
+    ok(shoebox(
+        tmp.path(),
+        &["add", fixtures().join("data/dev").to_str().unwrap()],
+    ));
+    ok(shoebox(tmp.path(), &["--precision", "q8", "-q", "index"]));
+    let r = json(shoebox(
+        tmp.path(),
+        &[
+            "--precision",
+            "q8",
+            "search",
+            "a photo of a green square",
+            "--json",
+            "--limit",
+            "3",
+        ],
+    ));
+    for hit in r["results"].as_array().unwrap() {
+        let p = hit["path"].as_str().unwrap();
+        assert_eq!(label_of(p), ("green".into(), "square".into()), "{p}");
+    }
+
+    let out = shoebox_cmd(tmp.path())
+        .args(["--precision", "q4", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad flag is a usage error");
+    let out = shoebox_cmd(tmp.path())
+        .arg("status")
+        .env("SHOEBOX_PRECISION", "half")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("unknown precision \"half\""), "{e}");
+}

@@ -353,6 +353,12 @@ fn settings_are_validated_saved_and_reloaded() {
         ..saved.clone()
     };
     assert_eq!(core.save_settings(bad).unwrap_err().code, "invalid");
+    assert_eq!(saved.precision, "f32", "f32 unless told otherwise");
+    let bad = Settings {
+        precision: "int4".into(),
+        ..saved.clone()
+    };
+    assert_eq!(core.save_settings(bad).unwrap_err().code, "invalid");
     let empty = Settings {
         clip_model: " ".into(),
         ..saved.clone()
@@ -375,10 +381,15 @@ fn settings_are_validated_saved_and_reloaded() {
         raw_separate: true,
         ocr: "all".into(),
         ocr_langs: "eng+deu".into(),
+        precision: "q8".into(),
         ..saved.clone()
     };
     core.save_settings(new.clone()).unwrap();
     assert_eq!(Settings::load(&lib), new);
+    assert_eq!(
+        new.library_options(&lib).precision,
+        shoebox_core::models::Precision::Q8
+    );
     assert_eq!(
         core.settings().raw_mode(),
         shoebox_core::scan::RawMode::Separate

@@ -169,13 +169,26 @@ impl Run<'_> {
     }
 }
 
-fn device_flag(d: DeviceChoice) -> &'static str {
-    match d {
-        DeviceChoice::Auto => "auto",
-        DeviceChoice::Cpu => "cpu",
-        DeviceChoice::Cuda => "cuda",
-        DeviceChoice::Metal => "metal",
-    }
+/// A quiet, offline `shoebox` command with the bench's model, device and precision (no library
+/// from the environment, nothing on stdin).
+fn shoebox_command(
+    exe: &Path,
+    model: &str,
+    device: DeviceChoice,
+    precision: Precision,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--clip-model")
+        .arg(model)
+        .arg("--device")
+        .arg(device.as_str())
+        .arg("--precision")
+        .arg(precision.as_str())
+        .arg("-q")
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("SHOEBOX_LIBRARY")
+        .stdin(std::process::Stdio::null());
+    cmd
 }
 
 /// Run `shoebox search QUERY --json` on the library; (milliseconds to its answer, to its exit, its
@@ -188,20 +201,10 @@ fn first_query_process(
     precision: Precision,
     query: &str,
 ) -> Result<(f64, f64, Option<f64>)> {
-    let mut cmd = std::process::Command::new(exe);
+    let mut cmd = shoebox_command(exe, model, device, precision);
     cmd.arg("--library")
         .arg(lib)
-        .arg("--clip-model")
-        .arg(model)
-        .arg("--device")
-        .arg(device_flag(device))
-        .arg("--precision")
-        .arg(precision.as_str())
-        .arg("-q")
         .args(["search", query, "--json", "--limit", "10"])
-        .env("HF_HUB_OFFLINE", "1")
-        .env_remove("SHOEBOX_LIBRARY")
-        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let t = Instant::now();
@@ -292,7 +295,7 @@ pub fn app_phase(opts: LibraryOptions) -> Result<AppFigures> {
     })
 }
 
-/// Run `shoebox bench --app-phase LIB --json` and read its figures.
+/// Run `shoebox bench --app-phase LIB` and read the figures it prints (JSON).
 fn app_phase_process(
     exe: &Path,
     lib: &Path,
@@ -300,20 +303,10 @@ fn app_phase_process(
     device: DeviceChoice,
     precision: Precision,
 ) -> Result<AppFigures> {
-    let out = std::process::Command::new(exe)
-        .arg("--clip-model")
-        .arg(model)
-        .arg("--device")
-        .arg(device_flag(device))
-        .arg("--precision")
-        .arg(precision.as_str())
-        .arg("-q")
+    let out = shoebox_command(exe, model, device, precision)
         .arg("bench")
         .arg("--app-phase")
         .arg(lib)
-        .env("HF_HUB_OFFLINE", "1")
-        .env_remove("SHOEBOX_LIBRARY")
-        .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| io(exe, e))?;
     if !out.status.success() {

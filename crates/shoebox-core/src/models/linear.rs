@@ -108,11 +108,6 @@ impl Linear {
         }
     }
 
-    /// Whether the weights are held in int8.
-    pub fn is_q8(&self) -> bool {
-        matches!(self.weight, Weight::Q8(_))
-    }
-
     /// `act(x·Wᵀ + b)`: on the CPU the bias and the activation take one pass over the product
     /// (candle's element-wise ops take one pass each, some on one thread).
     pub fn forward_act(&self, x: &Tensor, act: Act) -> candle_core::Result<Tensor> {

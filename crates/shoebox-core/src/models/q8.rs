@@ -84,11 +84,6 @@ impl Q8Matrix {
         self.k
     }
 
-    /// Bytes held (the packed weights and the per-output scales and sums).
-    pub fn bytes(&self) -> usize {
-        self.packed.len() + 8 * self.scale.len()
-    }
-
     /// `x` (rows × k, row-major) times the matrix transposed: rows × n. `threads`: spread the
     /// output columns over rayon's threads.
     pub fn product(&self, x: &[f32], rows: usize, threads: bool) -> Vec<f32> {
@@ -333,11 +328,6 @@ fn vnni() -> bool {
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vnni")
     })
-}
-
-/// Whether q8 products run on int8 hardware here (else the portable code, slower than f32).
-pub fn fast_on_this_cpu() -> bool {
-    Kernel::best() != Kernel::Portable
 }
 
 /// Rows r..r + M of the product against blocks b, b + 1, into `dst`: per group of 4 inputs, two
